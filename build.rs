@@ -1,0 +1,111 @@
+//! Compiles the C shim and generates Rust bindings for the project's KPI header.
+//!
+//! Two flavours, chosen by the target:
+//! - the macOS kernel (`x86_64-apple-macos-kext` target spec, or any Apple target): clang with
+//!   the flags xnu uses for kexts (kext-build.md section 2.2);
+//! - the host (Linux): the same sources, freestanding, for linking against the simulated kernel
+//!   in `tests/xnu-sim`. The few KPI names that glibc also defines and whose behaviour the
+//!   simulator must own (`printf`, `panic`) are renamed in the shim's objects, so the rest of the
+//!   test process keeps glibc's (xnu-sim.md section 1).
+
+use std::env;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// KPI symbols that the simulator defines under `xnusim_<name>` because libc has them too.
+const SIM_OWNED: &[&str] = &["printf", "panic", "strlcpy"];
+
+fn main() {
+    let target = env::var("TARGET").expect("TARGET");
+    let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
+    let kernel = target.contains("apple");
+    println!("cargo:rerun-if-changed=shim/kpi.h");
+    println!("cargo:rerun-if-changed=shim/shim.c");
+    println!("cargo:rerun-if-env-changed=CLANG");
+
+    let clang = env::var("CLANG").unwrap_or_else(|_| find_clang());
+    let mut build = cc::Build::new();
+    build
+        .compiler(&clang)
+        .no_default_flags(true)
+        .file("shim/shim.c")
+        .include("shim")
+        .flag("-nostdinc")
+        .flag("-fno-common")
+        .flag("-O2")
+        .flag("-Wall")
+        .flag("-Wextra")
+        .flag("-Werror");
+    if kernel {
+        build
+            .flag("-target")
+            .flag("x86_64-apple-macos10.13")
+            .flag("-mkernel")
+            .flag("-msoft-float")
+            .flag("-mno-sse")
+            .flag("-mno-mmx");
+    } else {
+        build
+            .flag("-ffreestanding")
+            .flag("-fno-stack-protector")
+            .flag("-fPIC");
+    }
+    build.compile("tunnelshim");
+
+    if !kernel {
+        rename_sim_owned_symbols(&out);
+    }
+
+    let clang_target = if kernel {
+        "x86_64-apple-macosx10.13".to_string()
+    } else {
+        target.clone()
+    };
+    let bindings = bindgen::Builder::default()
+        .header("shim/kpi.h")
+        .clang_args(["-nostdinc", "-ffreestanding", "-target", &clang_target])
+        .use_core()
+        .ctypes_prefix("core::ffi")
+        .layout_tests(false)
+        .derive_default(true)
+        .generate_comments(false)
+        .prepend_enum_name(false)
+        // The Rust core defines these itself (src/kpi/entry.rs); the shim's definitions are C.
+        .blocklist_function("tun_(driver|dev|if|proto)_.*")
+        .blocklist_var("kmod_info")
+        .generate()
+        .expect("bindgen over shim/kpi.h");
+    bindings
+        .write_to_file(out.join("kpi_bindings.rs"))
+        .expect("write kpi_bindings.rs");
+}
+
+/// The first clang found: `clang-19` (Debian's versioned name), then `clang`.
+fn find_clang() -> String {
+    for name in ["clang-19", "clang"] {
+        if Command::new(name).arg("--version").output().is_ok() {
+            return name.to_string();
+        }
+    }
+    panic!("no clang found: install clang-19 (scripts/build.sh does) or set CLANG");
+}
+
+fn rename_sim_owned_symbols(out: &std::path::Path) {
+    let list = out.join("sim-owned-symbols.txt");
+    let text: String = SIM_OWNED
+        .iter()
+        .map(|name| format!("{name} xnusim_{name}\n"))
+        .collect();
+    std::fs::write(&list, text).expect("write rename list");
+    let archive = out.join("libtunnelshim.a");
+    let objcopy = ["llvm-objcopy-19", "llvm-objcopy", "objcopy"]
+        .into_iter()
+        .find(|tool| Command::new(tool).arg("--version").output().is_ok())
+        .expect("no objcopy found (binutils or llvm)");
+    let status = Command::new(objcopy)
+        .arg(format!("--redefine-syms={}", list.display()))
+        .arg(&archive)
+        .status()
+        .expect("run objcopy");
+    assert!(status.success(), "objcopy --redefine-syms failed");
+}

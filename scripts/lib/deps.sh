@@ -1,0 +1,35 @@
+# shellcheck shell=bash
+# Installs what building and testing need, only when it is missing.
+# Sourced by scripts/build.sh and scripts/test.sh.
+
+LLVM_VERSION=19
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "missing packages: ${missing[*]} (install them with your package manager)" >&2
+        return 1
+    fi
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# Everything the host build (bindgen needs libclang) and the kext build need.
+ensure_build_deps() {
+    if [ "$(uname -s)" = Linux ]; then
+        apt_install "clang-$LLVM_VERSION" "libclang-$LLVM_VERSION-dev" "lld-$LLVM_VERSION" \
+            "llvm-$LLVM_VERSION" shellcheck || return 1
+        export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-$LLVM_VERSION/lib}
+        export PATH="/usr/lib/llvm-$LLVM_VERSION/bin:$PATH"
+    fi
+    # rust-toolchain.toml names the toolchain, components and targets; this installs them.
+    rustup toolchain install >/dev/null 2>&1 || rustup show >/dev/null
+    command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
+}

@@ -1,0 +1,287 @@
+//! The character-device entry points of `/dev/tunN` (tun-contract.md sections 2, 4, 5, 7, 9, 10).
+//!
+//! Each one passes the driver gate on entry and leaves it at its one exit (the `GateRef`
+//! drops last), so unload can never free what an entry point is using.
+
+use crate::driver;
+use crate::errno::Errno;
+use crate::framing::{self, Framing};
+use crate::ioctl;
+use crate::kpi::ifnet::{flags, Ifnet, AF_INET, AF_INET6};
+use crate::kpi::mbuf::Mbuf;
+use crate::kpi::proc;
+use crate::kpi::select::SelectToken;
+use crate::kpi::uio::Uio;
+use crate::limits::{AF_HEADER_LEN, TUNMRU, TUNMTU};
+use crate::unit::{Setup, Unit, UnitState};
+
+/// `select` interest bits (`FREAD`, `FWRITE`).
+const FREAD: u32 = 1;
+const FWRITE: u32 = 2;
+
+/// open: exclusive (U-3); the first open builds interface `tunN`, which then persists (U-4).
+pub fn open(minor: u32) -> Result<(), Errno> {
+    let _gate = driver::enter()?;
+    let unit = Unit::get(minor)?;
+    let (ifnet, setup) = {
+        let mut state = unit.state.lock();
+        if state.open || state.opening {
+            return Err(Errno::EBUSY);
+        }
+        state.opening = true;
+        (state.ifnet, state.setup)
+    };
+    // Built without the unit mutex: attaching calls back into the driver.
+    let built = build_interface(unit, ifnet, setup);
+    let mut state = unit.state.lock();
+    state.opening = false;
+    let (ifnet, setup) = built.map_err(|(ifnet, setup, e)| {
+        state.ifnet = ifnet;
+        state.setup = setup;
+        e
+    })?;
+    state.ifnet = Some(ifnet);
+    state.setup = setup;
+    state.open = true;
+    state.pid = proc::self_pid(); // U-6
+    Ok(())
+}
+
+type BuildError = (Option<Ifnet>, Setup, Errno);
+
+/// Does the steps of U-4 that are not done yet. A failure before `ifnet_attach` releases the
+/// ifnet; after it, the attached ifnet is kept and the next open redoes the rest (U-5).
+fn build_interface(
+    unit: &'static Unit,
+    ifnet: Option<Ifnet>,
+    mut setup: Setup,
+) -> Result<(Ifnet, Setup), BuildError> {
+    let ifnet = match ifnet {
+        Some(ifnet) => ifnet,
+        None => {
+            let number = unit.number();
+            let ifnet = Ifnet::allocate(number as u32, number + 1).map_err(|e| (None, setup, e))?;
+            ifnet.set_flags(flags::POINTOPOINT | flags::MULTICAST, 0xffff);
+            ifnet.set_mtu(TUNMTU);
+            if let Err(e) = ifnet.attach() {
+                ifnet.release();
+                return Err((None, setup, e));
+            }
+            setup.attached = true;
+            ifnet
+        }
+    };
+    if !setup.bpf {
+        ifnet.bpf_attach();
+        setup.bpf = true;
+    }
+    if !setup.inet {
+        ifnet
+            .attach_protocol(AF_INET)
+            .map_err(|e| (Some(ifnet), setup, e))?;
+        setup.inet = true;
+    }
+    if !setup.inet6 {
+        ifnet
+            .attach_protocol(AF_INET6)
+            .map_err(|e| (Some(ifnet), setup, e))?;
+        setup.inet6 = true;
+    }
+    Ok((ifnet, setup))
+}
+
+/// close (last close): purge, interface down, creation defaults, wake everyone (section 10).
+pub fn close(minor: u32) -> Result<(), Errno> {
+    let _gate = driver::enter()?;
+    let unit = Unit::get(minor)?;
+    let mut state = unit.state.lock();
+    if !state.open {
+        return Err(Errno::ENXIO);
+    }
+    state.open = false;
+    state.queue.purge();
+    if let Some(ifnet) = state.ifnet {
+        ifnet.set_flags(
+            flags::POINTOPOINT | flags::MULTICAST,
+            flags::UP
+                | flags::RUNNING
+                | flags::BROADCAST
+                | flags::POINTOPOINT
+                | flags::MULTICAST
+                | flags::NOARP,
+        );
+        ifnet.set_mtu(TUNMTU);
+    }
+    state.reset_modes();
+    unit.wake_all(&state);
+    Ok(())
+}
+
+/// read: at most one packet per call, its prefix first; a short buffer truncates (RD-1..RD-9).
+pub fn read(minor: u32, uio: &mut Uio<'_>, nonblocking: bool) -> Result<(), Errno> {
+    let _gate = driver::enter()?;
+    let unit = Unit::get(minor)?;
+    let room = uio.resid();
+    if room == 0 {
+        return Ok(()); // RD-3
+    }
+    let (mut item, framing) = {
+        let mut state = unit.state.lock();
+        if !state.open {
+            return Err(Errno::ENXIO);
+        }
+        let item = unit.dequeue(&mut state, nonblocking)?;
+        (item, state.framing)
+    };
+    let family = item.family.to_be_bytes();
+    let prefix: &[u8] = match framing {
+        Framing::Raw => &[],
+        Framing::AfHeader => &family,
+        Framing::LinkLayer => item.dest.as_bytes(),
+    };
+    if room < prefix.len() + item.packet.len() {
+        unit.state.lock().counters.truncated_reads += 1; // RD-2: the rest is freed below
+    }
+    uio.copy_out(&prefix[..prefix.len().min(room)])?;
+    item.packet.copy_out(0, uio)?; // RD-8: on a fault the packet is freed all the same
+    Ok(())
+}
+
+/// write: one call is one packet (W1..W9); never sleeps (WR-2).
+pub fn write(minor: u32, uio: &mut Uio<'_>) -> Result<(), Errno> {
+    let _gate = driver::enter()?;
+    let unit = Unit::get(minor)?;
+    let len = uio.resid();
+    if len == 0 {
+        return Ok(()); // W1
+    }
+    let (framing, ifnet) = {
+        let state = unit.state.lock();
+        if !state.open {
+            return Err(Errno::ENXIO);
+        }
+        (state.framing, state.ifnet.ok_or(Errno::ENXIO)?)
+    };
+    let result = write_packet(uio, len, framing, &ifnet);
+    match result {
+        Err(e) => {
+            ifnet.count_in(0, 0, 1);
+            Err(e)
+        }
+        Ok(None) => {
+            ifnet.count_drop();
+            Ok(())
+        }
+        Ok(Some((packet, family))) => {
+            let bytes = packet.len() as u32;
+            ifnet.tap_in(&packet, family);
+            // The stack owns the packet now, whatever it answers.
+            let _ = ifnet.input(packet, bytes);
+            Ok(())
+        }
+    }
+}
+
+/// Checks W2..W8 in order and builds the packet. `Ok(None)` is a counted drop (W7, W8).
+fn write_packet(
+    uio: &mut Uio<'_>,
+    len: usize,
+    framing: Framing,
+    ifnet: &Ifnet,
+) -> Result<Option<(Mbuf, u32)>, Errno> {
+    let header_len = framing.write_header_len();
+    if len > TUNMRU + header_len {
+        return Err(Errno::EIO); // W2
+    }
+    if len < header_len {
+        return Err(Errno::EINVAL); // W3
+    }
+    let header_family = if framing == Framing::AfHeader {
+        let mut header = [0u8; AF_HEADER_LEN];
+        uio.copy_in(&mut header)?;
+        Some(header)
+    } else {
+        None
+    };
+    let body = len - header_len;
+    if body == 0 {
+        // W7: an AF header alone. (Raw writes of 0 bytes never get here: W1.)
+        header_family
+            .map(framing::family_from_af_header)
+            .transpose()?;
+        return Ok(None);
+    }
+    let mut packet = Mbuf::alloc_packet(body)?; // W4
+    packet.fill_from(uio)?; // W5
+    let family = match header_family {
+        Some(header) => framing::family_from_af_header(header)?, // W6, F-3
+        None => {
+            let mut first = [0u8; 1];
+            packet.copy_data(0, &mut first)?;
+            framing::family_from_version(first[0])? // W6
+        }
+    };
+    if !ifnet.is_up() {
+        return Ok(None); // W8
+    }
+    // WR-1: the family sits just before the IP header, where demux finds it through
+    // pkthdr.header; the data then starts at the IP header.
+    let mut packet = packet.prepend(AF_HEADER_LEN)?;
+    packet.head_mut()[..AF_HEADER_LEN].copy_from_slice(&family.to_ne_bytes());
+    packet.set_header_to_data();
+    packet.trim_front(AF_HEADER_LEN);
+    packet.set_rcvif(ifnet);
+    Ok(Some((packet, family)))
+}
+
+/// ioctl on the device (section 7).
+pub fn ioctl(minor: u32, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    let _gate = driver::enter()?;
+    let unit = Unit::get(minor)?;
+    let mut state = unit.state.lock();
+    if !state.open {
+        return Err(Errno::ENXIO);
+    }
+    device_ioctl(&mut state, cmd, arg)
+}
+
+fn device_ioctl(state: &mut UnitState, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    match cmd {
+        ioctl::FIONBIO => {
+            state.nonblocking = ioctl::int_arg(arg).ok_or(Errno::EFAULT)? != 0;
+            Ok(())
+        }
+        ioctl::FIOASYNC => {
+            state.async_io = ioctl::int_arg(arg).ok_or(Errno::EFAULT)? != 0;
+            Ok(())
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+/// select: readable iff a packet is queued or the unit is going away; always writable (SEL-1,
+/// SEL-2). Otherwise records the selector, under the same mutex as read (SEL-4).
+pub fn select(minor: u32, which: u32, wql: SelectToken) -> bool {
+    let Ok(_gate) = driver::enter() else {
+        return true; // going away: let read report ENXIO at once
+    };
+    let Ok(unit) = Unit::get(minor) else {
+        return true;
+    };
+    match which {
+        FWRITE => true,
+        FREAD => {
+            let state = unit.state.lock();
+            if Unit::readable(&state) {
+                return true;
+            }
+            state.sel.record(wql);
+            false
+        }
+        _ => {
+            let state = unit.state.lock();
+            state.sel.record(wql);
+            false
+        }
+    }
+}

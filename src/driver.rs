@@ -1,0 +1,232 @@
+//! Load and unload (tun-contract.md section 11), and the gate every entry point passes.
+//!
+//! The gate counts threads inside the driver: every device entry point and ifnet callback
+//! holds a [`GateRef`] from entry to its one exit. Unload refuses while the count is non-zero
+//! or a unit is open, and otherwise waits for it to drain before tearing anything down, so an
+//! entry point can never run against freed state.
+
+use crate::errno::Errno;
+use crate::klog;
+use crate::kpi::ifnet::{AF_INET, AF_INET6};
+use crate::kpi::lock::{wakeup, Channel, Interruptible, KMutex, LockGroup};
+use crate::kpi::nodes::{self, DevNode, Major};
+use crate::limits::TUN_UNITS;
+use crate::unit::{UnitState, UNITS};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+
+/// Threads inside the driver, and the unload flags.
+struct Gate {
+    /// Threads between entry and exit of an entry point.
+    inflight: AtomicUsize,
+    /// An unload attempt is checking whether the driver is idle (ST-1).
+    stopping: AtomicBool,
+    /// Unload has committed: no new entry, reads and selects answer `ENXIO` (ST-2).
+    dying: AtomicBool,
+}
+
+static GATE: Gate = Gate {
+    inflight: AtomicUsize::new(0),
+    stopping: AtomicBool::new(false),
+    dying: AtomicBool::new(false),
+};
+
+/// Driver-wide registrations. Guarded by the global kernel mutex; unload sleeps on it while
+/// the gate drains.
+struct Registrations {
+    major: Option<Major>,
+    nodes: [Option<DevNode>; TUN_UNITS],
+}
+
+static GLOBAL: KMutex<Registrations> = KMutex::new(Registrations {
+    major: None,
+    nodes: [const { None }; TUN_UNITS],
+});
+
+/// The lock group every driver mutex comes from. A spin lock: taken only at load and unload,
+/// never across a sleep.
+static LOCK_GROUP: spin::Mutex<Option<LockGroup>> = spin::Mutex::new(None);
+
+/// A thread's pass through the gate; dropping it is the entry point's one exit.
+pub struct GateRef(());
+
+/// Enters the driver; `ENXIO` once unload is checking or has committed (U-7).
+pub fn enter() -> Result<GateRef, Errno> {
+    GATE.inflight.fetch_add(1, SeqCst);
+    if GATE.stopping.load(SeqCst) {
+        exit();
+        return Err(Errno::ENXIO);
+    }
+    Ok(GateRef(()))
+}
+
+fn exit() {
+    if GATE.inflight.fetch_sub(1, SeqCst) == 1 && GATE.stopping.load(SeqCst) {
+        // Unload may be sleeping on the global mutex until the gate drains; taking the mutex
+        // orders this wakeup after its check.
+        let _global = GLOBAL.lock();
+        wakeup(Channel::of(&GATE));
+    }
+}
+
+impl Drop for GateRef {
+    fn drop(&mut self) {
+        exit();
+    }
+}
+
+/// Whether unload has committed (reads and selects then fail with `ENXIO`).
+pub fn is_dying() -> bool {
+    GATE.dying.load(SeqCst)
+}
+
+/// kmod start (LD-1..LD-4): locks, the cdevsw entry, then `/dev/tun0..15`. No ifnet yet. On
+/// any failure everything done so far is undone.
+pub fn start() -> Result<(), Errno> {
+    // Nothing is registered yet, so no other thread can see this state: start fresh (the same
+    // static storage serves every load of the kext).
+    GLOBAL.replace_unshared(Registrations {
+        major: None,
+        nodes: [const { None }; TUN_UNITS],
+    });
+    for unit in &UNITS {
+        unit.state.replace_unshared(UnitState::new());
+    }
+    GATE.inflight.store(0, SeqCst);
+    GATE.stopping.store(false, SeqCst);
+    GATE.dying.store(false, SeqCst);
+
+    let group = LockGroup::new(c"org.tunnelkext.tunnel")?;
+    if let Err(e) = install_mutexes(&group) {
+        uninstall_mutexes(&group);
+        group.free();
+        return Err(e);
+    }
+    *LOCK_GROUP.lock() = Some(group);
+
+    match register_devices() {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            free_locks();
+            Err(e)
+        }
+    }
+}
+
+fn install_mutexes(group: &LockGroup) -> Result<(), Errno> {
+    GLOBAL.install(group)?;
+    for unit in &UNITS {
+        unit.state.install(group)?;
+    }
+    Ok(())
+}
+
+fn uninstall_mutexes(group: &LockGroup) {
+    for unit in &UNITS {
+        unit.state.uninstall(group);
+    }
+    GLOBAL.uninstall(group);
+}
+
+fn free_locks() {
+    if let Some(group) = LOCK_GROUP.lock().take() {
+        uninstall_mutexes(&group);
+        group.free();
+    }
+}
+
+fn register_devices() -> Result<(), Errno> {
+    let mut global = GLOBAL.lock();
+    let Some(major) = nodes::cdevsw_add() else {
+        klog!("no free character-device major");
+        return Err(Errno::EBUSY);
+    };
+    global.major = Some(major);
+    for unit in 0..TUN_UNITS {
+        match DevNode::make(major, unit) {
+            Ok(node) => global.nodes[unit] = Some(node),
+            Err(e) => {
+                klog!("devfs_make_node tun{} failed", unit);
+                for node in global.nodes.iter_mut().filter_map(Option::take) {
+                    node.remove();
+                }
+                if nodes::cdevsw_remove(major) {
+                    global.major = None;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// kmod stop (ST-1..ST-4). Refuses, with nothing changed, while a unit is open or a thread is
+/// inside the driver; otherwise removes the nodes and the cdevsw entry, drains the gate,
+/// detaches every interface and waits for each `detached` callback, then frees every lock.
+pub fn stop() -> Result<(), Errno> {
+    let mut global = GLOBAL.lock();
+    // ST-1: close the gate, then look. An entry that raced past the gate is counted.
+    GATE.stopping.store(true, SeqCst);
+    let busy = GATE.inflight.load(SeqCst) != 0
+        || UNITS.iter().any(|u| {
+            let state = u.state.lock();
+            state.open || state.opening
+        });
+    if busy {
+        GATE.stopping.store(false, SeqCst);
+        // RD-6: sleepers re-check and, the unit still being open, go back to sleep.
+        for unit in &UNITS {
+            let state = unit.state.lock();
+            unit.wake_all(&state);
+        }
+        return Err(Errno::EBUSY);
+    }
+    GATE.dying.store(true, SeqCst);
+
+    // ST-2: no new opens (nodes gone), then the cdevsw entry, which must succeed.
+    for node in global.nodes.iter_mut().filter_map(Option::take) {
+        node.remove();
+    }
+    if let Some(major) = global.major {
+        if !nodes::cdevsw_remove(major) {
+            klog!("cdevsw_remove failed; staying loaded");
+            return Err(Errno::EBUSY);
+        }
+        global.major = None;
+    }
+    while GATE.inflight.load(SeqCst) != 0 {
+        global.sleep(Channel::of(&GATE), Interruptible::No)?;
+    }
+    drop(global);
+
+    // ST-3: detach every interface that was ever attached and wait for its callback.
+    for unit in &UNITS {
+        let (ifnet, setup) = {
+            let mut state = unit.state.lock();
+            state.queue.purge();
+            unit.wake_all(&state);
+            (state.ifnet.take(), state.setup)
+        };
+        let Some(ifnet) = ifnet else { continue };
+        if setup.inet {
+            let _ = ifnet.detach_protocol(AF_INET);
+        }
+        if setup.inet6 {
+            let _ = ifnet.detach_protocol(AF_INET6);
+        }
+        if setup.attached && ifnet.detach().is_ok() {
+            let mut state = unit.state.lock();
+            while !state.detached {
+                state.sleep(unit.channel(), Interruptible::No)?;
+            }
+        }
+        ifnet.release();
+    }
+
+    // ST-4: no thread can reach driver state any more.
+    for unit in &UNITS {
+        let state = unit.state.lock();
+        state.sel.clear();
+    }
+    free_locks();
+    Ok(())
+}

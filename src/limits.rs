@@ -1,0 +1,18 @@
+//! The driver's numbers, each defined once (tun-contract.md section 0).
+
+/// Units `0..TUN_UNITS`: `/dev/tun0` … `/dev/tun15`.
+pub const TUN_UNITS: usize = 16;
+/// Output-queue limit per unit, in packets.
+pub const TUN_QLEN: usize = 128;
+/// MTU at creation and after every close.
+pub const TUNMTU: u32 = 1500;
+/// Largest packet a write accepts (plus the 4-byte header in AF-header mode).
+pub const TUNMRU: usize = 65535;
+/// Smallest MTU `SIOCSIFMTU`/`TUNSIFINFO` accept (XNU `IF_MINMTU`).
+pub const TUN_MINMTU: u32 = 72;
+/// Largest MTU `SIOCSIFMTU` accepts (XNU `IF_MAXMTU`).
+pub const TUN_MAXMTU: u32 = 65535;
+/// Size of the address-family header in AF-header mode and of the BPF `DLT_NULL` header.
+pub const AF_HEADER_LEN: usize = 4;
+/// Largest destination sockaddr the stack hands to output (`sockaddr_in6`).
+pub const MAX_SOCKADDR_LEN: usize = 28;

@@ -1,0 +1,719 @@
+//! Network interfaces (xnu bsd/net/kpi_interface.h), protocol attachment, BPF, and the input
+//! half of the fake IP stack. Driver callbacks are never called with a simulator lock held.
+
+use crate::abi::*;
+use crate::config::{self, Fault};
+use crate::errno::Errno;
+use crate::mbuf;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::Mutex;
+
+/// Lifecycle of an ifnet (detach is asynchronous; a detached ifnet is never attached again).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IfState {
+    /// `ifnet_allocate` done.
+    Allocated,
+    /// `ifnet_attach` done.
+    Attached,
+    /// `ifnet_detach` called; the `detached` callback has not run yet.
+    Detaching,
+    /// The `detached` callback ran.
+    Detached,
+}
+
+/// Interface counters, as `netstat -I` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IfStats {
+    /// Packets received (written by the user, passed to the stack).
+    pub ipackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Input errors.
+    pub ierrors: u64,
+    /// Packets sent by the stack.
+    pub opackets: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Output errors.
+    pub oerrors: u64,
+    /// Input drops (`iqdrops`).
+    pub iqdrops: u64,
+}
+
+/// One packet BPF saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tap {
+    /// true for `bpf_tap_out`.
+    pub outbound: bool,
+    /// Data-link type given to the tap.
+    pub dlt: u32,
+    /// The link header given to the tap.
+    pub header: Vec<u8>,
+    /// The packet.
+    pub packet: Vec<u8>,
+}
+
+/// What a test can see of an interface.
+#[derive(Clone, Debug)]
+pub struct IfInfo {
+    /// `tunN`.
+    pub name: String,
+    /// Unit number.
+    pub unit: u32,
+    /// Interface family (`IFNET_FAMILY_TUN` = 4).
+    pub family: u32,
+    /// Interface type (`IFT_OTHER` = 1).
+    pub if_type: u32,
+    /// The unique id given at allocation.
+    pub uniqueid: Vec<u8>,
+    /// Flags.
+    pub flags: u16,
+    /// MTU.
+    pub mtu: u32,
+    /// Lifecycle state.
+    pub state: IfState,
+    /// Interface index (0 until attached).
+    pub index: u32,
+    /// BPF attachment: (DLT, header length).
+    pub bpf: Option<(u32, u32)>,
+    /// Attached protocol families.
+    pub protocols: Vec<u32>,
+    /// Counters.
+    pub stats: IfStats,
+    /// Addresses: (family, address bytes).
+    pub addresses: Vec<(u32, Vec<u8>)>,
+}
+
+pub(crate) struct SimIfnet {
+    pub(crate) name: String,
+    pub(crate) unit: u32,
+    family: u32,
+    if_type: u32,
+    uniqueid: Vec<u8>,
+    pub(crate) softc: usize,
+    pub(crate) callbacks: ifnet_init_params,
+    pub(crate) flags: u16,
+    pub(crate) mtu: u32,
+    pub(crate) state: IfState,
+    refs: i64,
+    index: u32,
+    pub(crate) protocols: HashMap<u32, ifnet_attach_proto_param>,
+    bpf: Option<(u32, u32)>,
+    stats: IfStats,
+    taps: Vec<Tap>,
+    untapped: u64,
+    pub(crate) addresses: Vec<(u32, Vec<u8>)>,
+    /// Packets the stack received through this interface: (family, bytes).
+    received: Vec<(u32, Vec<u8>)>,
+    /// Packets the stack dropped at input (bad demux, no protocol).
+    stack_drops: u64,
+}
+
+#[derive(Default)]
+struct Ifnets {
+    table: HashMap<usize, SimIfnet>,
+    next_handle: usize,
+    next_index: u32,
+    plumbers: std::collections::HashSet<(u32, u32)>,
+    plumber_calls: u64,
+}
+
+static IFNETS: Mutex<Option<Ifnets>> = Mutex::new(None);
+
+fn with<R>(f: impl FnOnce(&mut Ifnets) -> R) -> R {
+    f(IFNETS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(|| Ifnets {
+            next_handle: 0x4000_0000_0000,
+            next_index: 2, // lo0 is 1
+            ..Ifnets::default()
+        }))
+}
+
+pub(crate) fn with_if<R>(ifp: ifnet_t, f: impl FnOnce(&mut SimIfnet) -> R) -> R {
+    with(|t| {
+        let i = t.table.get_mut(&(ifp as usize)).unwrap_or_else(|| {
+            panic!("ifnet {ifp:p}: not a live ifnet (released, or never allocated)")
+        });
+        f(i)
+    })
+}
+
+/// The handle of the interface named `name`, if one exists.
+pub(crate) fn by_name(name: &str) -> Option<ifnet_t> {
+    with(|t| {
+        t.table
+            .iter()
+            .find(|(_, i)| i.name == name)
+            .map(|(&h, _)| h as ifnet_t)
+    })
+}
+
+/// A snapshot of interface `name`.
+pub fn interface(name: &str) -> Option<IfInfo> {
+    let h = by_name(name)?;
+    Some(with_if(h, |i| {
+        let mut protocols: Vec<u32> = i.protocols.keys().copied().collect();
+        protocols.sort();
+        IfInfo {
+            name: i.name.clone(),
+            unit: i.unit,
+            family: i.family,
+            if_type: i.if_type,
+            uniqueid: i.uniqueid.clone(),
+            flags: i.flags,
+            mtu: i.mtu,
+            state: i.state,
+            index: i.index,
+            bpf: i.bpf,
+            protocols,
+            stats: i.stats,
+            addresses: i.addresses.clone(),
+        }
+    }))
+}
+
+/// `if_nametoindex`: 0 when no attached interface has that name.
+pub fn if_nametoindex(name: &str) -> u32 {
+    interface(name)
+        .filter(|i| matches!(i.state, IfState::Attached | IfState::Detaching))
+        .map_or(0, |i| i.index)
+}
+
+/// Packets the stack received through `name`, in order: (protocol family, bytes).
+pub fn received(name: &str) -> Vec<(u32, Vec<u8>)> {
+    by_name(name)
+        .map(|h| with_if(h, |i| i.received.clone()))
+        .unwrap_or_default()
+}
+
+/// Takes (and forgets) the packets received through `name`.
+pub fn take_received(name: &str) -> Vec<(u32, Vec<u8>)> {
+    by_name(name)
+        .map(|h| with_if(h, |i| std::mem::take(&mut i.received)))
+        .unwrap_or_default()
+}
+
+/// Packets the stack dropped at input on `name` (bad demux, no protocol).
+pub fn stack_drops(name: &str) -> u64 {
+    by_name(name).map_or(0, |h| with_if(h, |i| i.stack_drops))
+}
+
+/// What BPF saw on `name`.
+pub fn taps(name: &str) -> Vec<Tap> {
+    by_name(name)
+        .map(|h| with_if(h, |i| i.taps.clone()))
+        .unwrap_or_default()
+}
+
+/// Taps on `name` made without a BPF attachment.
+pub fn untapped(name: &str) -> u64 {
+    by_name(name).map_or(0, |h| with_if(h, |i| i.untapped))
+}
+
+/// Registers another kext's global plumber for (protocol, interface family).
+pub fn register_foreign_plumber(protocol: u32, family: u32) {
+    with(|t| t.plumbers.insert((protocol, family)));
+}
+
+/// How many times the driver called `proto_register_plumber`.
+pub fn plumber_calls() -> u64 {
+    with(|t| t.plumber_calls)
+}
+
+/// Live ifnets and those still detaching (leak accounting).
+pub(crate) fn live_ifnets() -> (usize, usize) {
+    with(|t| {
+        (
+            t.table.len(),
+            t.table
+                .values()
+                .filter(|i| i.state == IfState::Detaching)
+                .count(),
+        )
+    })
+}
+
+fn maybe_free(t: &mut Ifnets, h: usize) {
+    let i = &t.table[&h];
+    if i.refs == 0 && matches!(i.state, IfState::Allocated | IfState::Detached) {
+        t.table.remove(&h);
+    }
+}
+
+// ---- KPI ----
+
+#[no_mangle]
+unsafe extern "C" fn ifnet_allocate(init: *const ifnet_init_params, out: *mut ifnet_t) -> errno_t {
+    let p = *init;
+    if p.name.is_null()
+        || p.output.is_none()
+        || p.demux.is_none()
+        || p.add_proto.is_none()
+        || p.del_proto.is_none()
+        || p.family == 0
+    {
+        return Errno::EINVAL.0;
+    }
+    if config::should_fail(Fault::IfnetAllocate) {
+        return Errno::ENOMEM.0;
+    }
+    let base = CStr::from_ptr(p.name).to_string_lossy().into_owned();
+    let uniqueid = if p.uniqueid.is_null() {
+        Vec::new()
+    } else {
+        std::slice::from_raw_parts(p.uniqueid.cast::<u8>(), p.uniqueid_len as usize).to_vec()
+    };
+    let h = with(|t| {
+        t.next_handle += 256;
+        let h = t.next_handle;
+        t.table.insert(
+            h,
+            SimIfnet {
+                name: format!("{base}{}", p.unit),
+                unit: p.unit,
+                family: p.family,
+                if_type: p.type_,
+                uniqueid,
+                softc: p.softc as usize,
+                callbacks: p,
+                flags: 0,
+                mtu: 0,
+                state: IfState::Allocated,
+                refs: 1,
+                index: 0,
+                protocols: HashMap::new(),
+                bpf: None,
+                stats: IfStats::default(),
+                taps: Vec::new(),
+                untapped: 0,
+                addresses: Vec::new(),
+                received: Vec::new(),
+                stack_drops: 0,
+            },
+        );
+        h
+    });
+    *out = h as ifnet_t;
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_attach(ifp: ifnet_t, _ll: *const c_void) -> errno_t {
+    if config::should_fail(Fault::IfnetAttach) {
+        return Errno::ENOMEM.0;
+    }
+    with(|t| {
+        let name = t
+            .table
+            .get(&(ifp as usize))
+            .unwrap_or_else(|| panic!("ifnet_attach {ifp:p}: not live"))
+            .name
+            .clone();
+        if t.table
+            .values()
+            .any(|i| i.name == name && i.state == IfState::Attached)
+        {
+            return Errno::EEXIST.0;
+        }
+        let index = t.next_index;
+        let i = t.table.get_mut(&(ifp as usize)).unwrap();
+        match i.state {
+            IfState::Allocated => {}
+            IfState::Detaching | IfState::Detached => panic!(
+                "ifnet_attach {}: a detached ifnet can never be attached again",
+                i.name
+            ),
+            IfState::Attached => return Errno::EEXIST.0,
+        }
+        i.state = IfState::Attached;
+        i.index = index;
+        t.next_index += 1;
+        0
+    })
+}
+
+#[no_mangle]
+extern "C" fn ifnet_detach(ifp: ifnet_t) -> errno_t {
+    let (detach, ok) = with_if(ifp, |i| {
+        if i.state != IfState::Attached {
+            return (None, false);
+        }
+        i.state = IfState::Detaching;
+        (i.callbacks.detach, true)
+    });
+    if !ok {
+        return Errno::EINVAL.0;
+    }
+    // Asynchronous (XNU kpi_interface.h): the callback fires later, on another thread.
+    let ifp_addr = ifp as usize;
+    crate::kext::track_kernel_thread(crate::proc::spawn_thread(
+        crate::proc::KERNEL_PID,
+        move || {
+            let ifp = ifp_addr as ifnet_t;
+            config::perturb_point();
+            if config::config().late_detach_callbacks && config::chance(0.5) {
+                late_output(ifp);
+            }
+            config::perturb_point();
+            // Detached from the stack from here on; the callback tells the driver so.
+            with(|t| {
+                t.table.get_mut(&ifp_addr).expect("detaching ifnet").state = IfState::Detached
+            });
+            if let Some(cb) = detach {
+                crate::kext::in_kext(|| unsafe { cb(ifp) });
+            }
+            with(|t| {
+                if t.table.contains_key(&ifp_addr) {
+                    maybe_free(t, ifp_addr);
+                }
+            });
+        },
+    ));
+    0
+}
+
+/// Perturbation: the stack sends one more packet while the detach is in progress.
+fn late_output(ifp: ifnet_t) {
+    let Some(name) = with(|t| t.table.get(&(ifp as usize)).map(|i| i.name.clone())) else {
+        return;
+    };
+    let mut dest = [0u8; 16];
+    dest[0] = 16;
+    dest[1] = AF_INET as u8;
+    let _ = crate::stack::output(
+        &name,
+        AF_INET,
+        &dest,
+        &[
+            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ],
+    );
+}
+
+#[no_mangle]
+extern "C" fn ifnet_release(ifp: ifnet_t) -> errno_t {
+    with(|t| {
+        let i = t
+            .table
+            .get_mut(&(ifp as usize))
+            .unwrap_or_else(|| panic!("ifnet_release {ifp:p}: not live (released twice?)"));
+        assert!(i.refs > 0, "ifnet_release {}: no reference left", i.name);
+        i.refs -= 1;
+        maybe_free(t, ifp as usize);
+    });
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_reference(ifp: ifnet_t) -> errno_t {
+    with_if(ifp, |i| i.refs += 1);
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_softc(ifp: ifnet_t) -> *mut c_void {
+    with_if(ifp, |i| i.softc as *mut c_void)
+}
+
+#[no_mangle]
+extern "C" fn ifnet_flags(ifp: ifnet_t) -> u16 {
+    with_if(ifp, |i| i.flags)
+}
+
+#[no_mangle]
+extern "C" fn ifnet_set_flags(ifp: ifnet_t, new_flags: u16, mask: u16) -> errno_t {
+    with_if(ifp, |i| i.flags = (i.flags & !mask) | (new_flags & mask));
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_mtu(ifp: ifnet_t) -> u32 {
+    with_if(ifp, |i| i.mtu)
+}
+
+#[no_mangle]
+extern "C" fn ifnet_set_mtu(ifp: ifnet_t, mtu: u32) -> errno_t {
+    with_if(ifp, |i| i.mtu = mtu);
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_unit(ifp: ifnet_t) -> u32 {
+    with_if(ifp, |i| i.unit)
+}
+
+fn add_stats(i: &mut SimIfnet, s: &ifnet_stat_increment_param) {
+    i.stats.ipackets += u64::from(s.packets_in);
+    i.stats.ibytes += u64::from(s.bytes_in);
+    i.stats.ierrors += u64::from(s.errors_in);
+    i.stats.opackets += u64::from(s.packets_out);
+    i.stats.obytes += u64::from(s.bytes_out);
+    i.stats.oerrors += u64::from(s.errors_out);
+    i.stats.iqdrops += u64::from(s.dropped);
+}
+
+#[no_mangle]
+unsafe extern "C" fn ifnet_stat_increment(
+    ifp: ifnet_t,
+    s: *const ifnet_stat_increment_param,
+) -> errno_t {
+    let s = *s;
+    with_if(ifp, |i| add_stats(i, &s));
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_stat_increment_in(
+    ifp: ifnet_t,
+    packets: u32,
+    bytes: u32,
+    errors: u32,
+) -> errno_t {
+    let s = ifnet_stat_increment_param {
+        packets_in: packets,
+        bytes_in: bytes,
+        errors_in: errors,
+        ..Default::default()
+    };
+    with_if(ifp, |i| add_stats(i, &s));
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_stat_increment_out(
+    ifp: ifnet_t,
+    packets: u32,
+    bytes: u32,
+    errors: u32,
+) -> errno_t {
+    let s = ifnet_stat_increment_param {
+        packets_out: packets,
+        bytes_out: bytes,
+        errors_out: errors,
+        ..Default::default()
+    };
+    with_if(ifp, |i| add_stats(i, &s));
+    0
+}
+
+#[no_mangle]
+unsafe extern "C" fn ifnet_attach_protocol(
+    ifp: ifnet_t,
+    pf: u32,
+    param: *const ifnet_attach_proto_param,
+) -> errno_t {
+    let param = *param;
+    if param.input.is_none() || param.pre_output.is_none() {
+        return Errno::EINVAL.0;
+    }
+    let (state, exists, add_proto) = with_if(ifp, |i| {
+        (
+            i.state,
+            i.protocols.contains_key(&pf),
+            i.callbacks.add_proto,
+        )
+    });
+    if state != IfState::Attached {
+        return Errno::ENXIO.0;
+    }
+    if exists {
+        return Errno::EEXIST.0;
+    }
+    if config::should_fail(Fault::AttachProtocol) {
+        return Errno::ENOMEM.0;
+    }
+    if let Some(add) = add_proto {
+        let rc = crate::kext::in_kext(|| add(ifp, pf, std::ptr::null(), 0));
+        if rc != 0 {
+            return rc;
+        }
+    }
+    with_if(ifp, |i| i.protocols.insert(pf, param));
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t {
+    let (removed, del) = with_if(ifp, |i| {
+        (i.protocols.remove(&pf).is_some(), i.callbacks.del_proto)
+    });
+    if !removed {
+        return Errno::ENOENT.0;
+    }
+    if let Some(del) = del {
+        crate::kext::in_kext(|| unsafe { del(ifp, pf) });
+    }
+    0
+}
+
+#[no_mangle]
+extern "C" fn proto_register_plumber(
+    pf: u32,
+    family: u32,
+    _attach: *const c_void,
+    _detach: *const c_void,
+) -> errno_t {
+    with(|t| {
+        t.plumber_calls += 1;
+        if t.plumbers.insert((pf, family)) {
+            0
+        } else {
+            Errno::EEXIST.0
+        }
+    })
+}
+
+#[no_mangle]
+extern "C" fn bpfattach(ifp: ifnet_t, dlt: u32, hdrlen: u32) {
+    with_if(ifp, |i| i.bpf = Some((dlt, hdrlen)));
+}
+
+fn tap(
+    ifp: ifnet_t,
+    outbound: bool,
+    dlt: u32,
+    m: mbuf_t,
+    header: *const c_void,
+    hlen: usize,
+) -> errno_t {
+    let packet = mbuf::packet_bytes(m);
+    // SAFETY: the caller passes `hlen` readable bytes (or none).
+    let header = if header.is_null() {
+        Vec::new()
+    } else {
+        unsafe { std::slice::from_raw_parts(header.cast::<u8>(), hlen) }.to_vec()
+    };
+    with_if(ifp, |i| {
+        if i.bpf.is_none() {
+            i.untapped += 1;
+        } else {
+            i.taps.push(Tap {
+                outbound,
+                dlt,
+                header,
+                packet,
+            });
+        }
+    });
+    0
+}
+
+#[no_mangle]
+extern "C" fn bpf_tap_in(
+    ifp: ifnet_t,
+    dlt: u32,
+    m: mbuf_t,
+    header: *mut c_void,
+    hlen: usize,
+) -> errno_t {
+    tap(ifp, false, dlt, m, header, hlen)
+}
+
+#[no_mangle]
+extern "C" fn bpf_tap_out(
+    ifp: ifnet_t,
+    dlt: u32,
+    m: mbuf_t,
+    header: *mut c_void,
+    hlen: usize,
+) -> errno_t {
+    tap(ifp, true, dlt, m, header, hlen)
+}
+
+/// `ifnet_input`: for each packet (chained by `nextpkt`) the stack checks `rcvif` and
+/// `pkthdr.len`, demuxes through the driver, and delivers to the protocol attached for the
+/// family (whose input calls `proto_input`).
+#[no_mangle]
+unsafe extern "C" fn ifnet_input(
+    ifp: ifnet_t,
+    first: mbuf_t,
+    stats: *const ifnet_stat_increment_param,
+) -> errno_t {
+    if !stats.is_null() {
+        let s = *stats;
+        with_if(ifp, |i| add_stats(i, &s));
+    }
+    let mut m = first;
+    while !m.is_null() {
+        let next = mbuf_nextpkt_raw(m);
+        mbuf_setnextpkt_raw(m, std::ptr::null_mut());
+        deliver(ifp, m);
+        m = next;
+    }
+    0
+}
+
+fn mbuf_nextpkt_raw(m: mbuf_t) -> mbuf_t {
+    extern "C" {
+        fn mbuf_nextpkt(m: mbuf_t) -> mbuf_t;
+    }
+    // SAFETY: live mbuf (checked by the simulator).
+    unsafe { mbuf_nextpkt(m) }
+}
+
+fn mbuf_setnextpkt_raw(m: mbuf_t, n: mbuf_t) {
+    extern "C" {
+        fn mbuf_setnextpkt(m: mbuf_t, n: mbuf_t);
+    }
+    // SAFETY: live mbuf.
+    unsafe { mbuf_setnextpkt(m, n) }
+}
+
+fn deliver(ifp: ifnet_t, m: mbuf_t) {
+    extern "C" {
+        fn mbuf_pkthdr_header(m: mbuf_t) -> *mut c_void;
+    }
+    assert_eq!(
+        mbuf::rcvif(m),
+        ifp as usize,
+        "ifnet_input: pkthdr.rcvif is not the interface"
+    );
+    let _ = mbuf::packet_bytes(m); // checks pkthdr.len = sum of m_len
+    let demux = with_if(ifp, |i| i.callbacks.demux).expect("demux callback");
+    // SAFETY: live mbuf.
+    let header = unsafe { mbuf_pkthdr_header(m) }.cast::<c_char>();
+    let mut pf: u32 = 0;
+    let rc = crate::kext::in_kext(|| unsafe { demux(ifp, m, header, &mut pf) });
+    let input = if rc == 0 {
+        with_if(ifp, |i| i.protocols.get(&pf).and_then(|p| p.input))
+    } else {
+        None
+    };
+    match input {
+        Some(input) => {
+            crate::kext::in_kext(|| unsafe { input(ifp, pf, m, header) });
+        }
+        None => {
+            with_if(ifp, |i| i.stack_drops += 1);
+            mbuf::free_chain(m);
+        }
+    }
+}
+
+/// `proto_input`: the protocol layer takes the packet.
+#[no_mangle]
+extern "C" fn proto_input(pf: u32, m: mbuf_t) -> errno_t {
+    let ifp = mbuf::rcvif(m) as ifnet_t;
+    let bytes = mbuf::packet_bytes(m);
+    with_if(ifp, |i| i.received.push((pf, bytes)));
+    mbuf::free_chain(m);
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_set_baudrate(_ifp: ifnet_t, _baudrate: u64) -> errno_t {
+    0
+}
+
+/// For the syscall layer: whether `c_int` errors are "success" at the stack (EOPNOTSUPP on
+/// address commands is taken as success by XNU).
+pub(crate) fn call_ioctl(ifp: ifnet_t, cmd: u32, data: *mut c_void) -> c_int {
+    let ioctl = with_if(ifp, |i| i.callbacks.ioctl);
+    match ioctl {
+        Some(f) => crate::kext::in_kext(|| unsafe { f(ifp, cmd as std::ffi::c_ulong, data) }),
+        None => Errno::EOPNOTSUPP.0,
+    }
+}

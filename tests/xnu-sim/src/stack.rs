@@ -1,0 +1,176 @@
+//! The fake IP stack's output side and the generic interface-ioctl layer (what `ifconfig`
+//! reaches), calling the driver's callbacks in DLIL's order (xnu bsd/net/dlil.c).
+
+use crate::abi::*;
+use crate::errno::{check, Errno};
+use crate::ifnet::{self, with_if, IfState};
+use crate::mbuf;
+use std::ffi::{c_char, c_void};
+
+/// Interface ioctl numbers the generic layer issues.
+pub mod cmd {
+    /// First address of a family.
+    pub const SIOCSIFADDR: u32 = 0x8020_690c;
+    /// Further addresses.
+    pub const SIOCAIFADDR: u32 = 0x8040_691a;
+    /// Point-to-point destination.
+    pub const SIOCSIFDSTADDR: u32 = 0x8020_690e;
+    /// Address removal.
+    pub const SIOCDIFADDR: u32 = 0x8020_6919;
+    /// Flags.
+    pub const SIOCSIFFLAGS: u32 = 0x8020_6910;
+    /// MTU.
+    pub const SIOCSIFMTU: u32 = 0x8020_6934;
+    /// Multicast join.
+    pub const SIOCADDMULTI: u32 = 0x8020_6931;
+    /// Multicast leave.
+    pub const SIOCDELMULTI: u32 = 0x8020_6932;
+    /// Driver status text.
+    pub const SIOCGIFSTATUS: u32 = 0xc331_693d;
+}
+
+fn attached(name: &str) -> Result<ifnet_t, Errno> {
+    let ifp = ifnet::by_name(name).ok_or(Errno::ENXIO)?;
+    match with_if(ifp, |i| i.state) {
+        IfState::Attached | IfState::Detaching => Ok(ifp),
+        _ => Err(Errno::ENXIO),
+    }
+}
+
+/// The stack sends `payload` through interface `name` toward `dest` (a sockaddr, `sa_len`
+/// first): protocol pre-output, then the framer, then the driver's output (DLIL order; the
+/// driver taps BPF itself).
+pub fn output(name: &str, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
+    let ifp = attached(name)?;
+    let (proto, framer, output) = with_if(ifp, |i| {
+        (
+            i.protocols.get(&family).copied(),
+            i.callbacks.framer,
+            i.callbacks.output,
+        )
+    });
+    let proto = proto.ok_or(Errno::EAFNOSUPPORT)?;
+    let mut sa = [0u8; 128];
+    sa[..dest.len()].copy_from_slice(dest);
+    let sa = sa.as_ptr().cast::<sockaddr>();
+    let mut m = mbuf::packet_from(payload);
+    let mut frame_type = [0 as c_char; 4];
+    let mut ll_dest = [0 as c_char; 16];
+    if let Some(pre) = proto.pre_output {
+        let rc = crate::kext::in_kext(|| unsafe {
+            pre(
+                ifp,
+                family,
+                &mut m,
+                sa,
+                std::ptr::null_mut(),
+                frame_type.as_mut_ptr(),
+                ll_dest.as_mut_ptr(),
+            )
+        });
+        if rc != 0 {
+            mbuf::free_chain(m);
+            return Err(Errno(rc));
+        }
+    }
+    if let Some(framer) = framer {
+        let rc = crate::kext::in_kext(|| unsafe {
+            framer(ifp, &mut m, sa, ll_dest.as_ptr(), frame_type.as_ptr())
+        });
+        if rc != 0 {
+            if rc != Errno::EJUSTRETURN.0 {
+                mbuf::free_chain(m);
+            }
+            return Err(Errno(rc));
+        }
+    }
+    let output = output.expect("output callback");
+    check(crate::kext::in_kext(|| unsafe { output(ifp, m) }))
+}
+
+fn ifreq(name: &str, value: i32) -> [u8; 32] {
+    let mut req = [0u8; 32];
+    req[..name.len().min(15)].copy_from_slice(&name.as_bytes()[..name.len().min(15)]);
+    req[16..20].copy_from_slice(&value.to_ne_bytes());
+    req
+}
+
+/// `ifconfig NAME up/down/...`: the generic layer applies the flags first, then tells the
+/// driver (`SIOCSIFFLAGS`).
+pub fn set_flags(name: &str, set: u16, clear: u16) -> Result<(), Errno> {
+    let ifp = attached(name)?;
+    let flags = with_if(ifp, |i| {
+        i.flags = (i.flags | set) & !clear;
+        i.flags
+    });
+    let mut req = ifreq(name, i32::from(flags));
+    check(ifnet::call_ioctl(
+        ifp,
+        cmd::SIOCSIFFLAGS,
+        req.as_mut_ptr().cast(),
+    ))
+}
+
+/// `ifconfig NAME mtu M`: passed to the driver, which sets it (or refuses).
+pub fn set_mtu(name: &str, mtu: i32) -> Result<(), Errno> {
+    let ifp = attached(name)?;
+    let mut req = ifreq(name, mtu);
+    check(ifnet::call_ioctl(
+        ifp,
+        cmd::SIOCSIFMTU,
+        req.as_mut_ptr().cast(),
+    ))
+}
+
+/// `ifconfig NAME inet/inet6 ADDR`: the generic layer records the address first, then calls
+/// the driver with `SIOCSIFADDR` (first address of the family) or `SIOCAIFADDR`, whose
+/// argument is an opaque `struct ifaddr *`. `EOPNOTSUPP` from the driver counts as success.
+pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
+    let ifp = attached(name)?;
+    let first = with_if(ifp, |i| {
+        let first = !i.addresses.iter().any(|(f, _)| *f == family);
+        i.addresses.push((family, addr.to_vec()));
+        first
+    });
+    let command = if first {
+        cmd::SIOCSIFADDR
+    } else {
+        cmd::SIOCAIFADDR
+    };
+    let mut opaque_ifaddr = [0u8; 64];
+    match ifnet::call_ioctl(ifp, command, opaque_ifaddr.as_mut_ptr().cast()) {
+        0 => Ok(()),
+        rc if rc == Errno::EOPNOTSUPP.0 => Ok(()),
+        rc => Err(Errno(rc)),
+    }
+}
+
+/// `ifconfig NAME ADDR -alias` / `delete`: fails with `EADDRNOTAVAIL` (49) if absent.
+pub fn delete_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
+    let ifp = attached(name)?;
+    let found = with_if(ifp, |i| {
+        let before = i.addresses.len();
+        i.addresses.retain(|(f, a)| !(*f == family && a == addr));
+        before != i.addresses.len()
+    });
+    if !found {
+        return Err(Errno(49));
+    }
+    let mut opaque_ifaddr = [0u8; 64];
+    match ifnet::call_ioctl(ifp, cmd::SIOCDIFADDR, opaque_ifaddr.as_mut_ptr().cast()) {
+        0 => Ok(()),
+        rc if rc == Errno::EOPNOTSUPP.0 => Ok(()),
+        rc => Err(Errno(rc)),
+    }
+}
+
+/// Any interface ioctl, passed to the driver as is (the test builds the argument).
+pub fn ioctl(name: &str, command: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    let ifp = attached(name)?;
+    let data: *mut c_void = if arg.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        arg.as_mut_ptr().cast()
+    };
+    check(ifnet::call_ioctl(ifp, command, data))
+}

@@ -1,0 +1,558 @@
+//! Locks, sleep/wakeup and select records (xnu bsd/kern/kern_synch.c, osfmk/kern/locks.h,
+//! bsd/sys/select.h), with owner checks and leak accounting.
+//!
+//! One scheduler lock and condition variable stand for every wait queue: a sleeper registers
+//! on its channel and releases its mutex while holding the scheduler lock, so a wakeup issued
+//! after `msleep` was entered is never lost, while a wakeup with no sleeper is (no counting).
+
+use crate::abi::*;
+use crate::config::{self, Fault};
+use crate::errno::Errno;
+use crate::proc;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+struct Sched {
+    /// Sleepers by thread id: the channel and whether a wakeup reached them.
+    sleepers: Vec<Sleeper>,
+    /// select(2) records: selinfo address → waiting select calls.
+    sel_records: HashMap<usize, HashSet<u64>>,
+    /// select calls a `selwakeup` reached since they last polled.
+    sel_fired: HashSet<u64>,
+    next_select: u64,
+    /// `wakeup` calls that found no sleeper (lost, by design).
+    lost_wakeups: u64,
+}
+
+struct Sleeper {
+    tid: u64,
+    chan: usize,
+    woken: bool,
+}
+
+static SCHED: LazyLock<Mutex<Sched>> = LazyLock::new(|| {
+    Mutex::new(Sched {
+        sleepers: Vec::new(),
+        sel_records: HashMap::new(),
+        sel_fired: HashSet::new(),
+        next_select: 1,
+        lost_wakeups: 0,
+    })
+});
+static SCHED_CV: Condvar = Condvar::new();
+
+fn sched() -> MutexGuard<'static, Sched> {
+    SCHED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Wakes every waiter so it re-checks (signals, selects).
+pub(crate) fn notify_all() {
+    let _s = sched();
+    SCHED_CV.notify_all();
+}
+
+// ---- lock objects ----
+
+/// A kernel mutex: owner tracked on every operation.
+pub(crate) struct SimMutex {
+    owner: Mutex<Option<u64>>,
+    cv: Condvar,
+    group: usize,
+}
+
+#[derive(Default)]
+struct LockTables {
+    mutexes: HashMap<usize, Arc<SimMutex>>,
+    groups: HashMap<usize, String>,
+    grp_attrs: HashSet<usize>,
+    attrs: HashSet<usize>,
+    next: usize,
+}
+
+static LOCKS: Mutex<Option<LockTables>> = Mutex::new(None);
+
+fn locks<R>(f: impl FnOnce(&mut LockTables) -> R) -> R {
+    f(LOCKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(LockTables::default))
+}
+
+/// A fresh opaque handle value (never dereferenced by the driver).
+fn new_handle(t: &mut LockTables) -> usize {
+    t.next += 1;
+    0x5000_0000_0000 + t.next * 64
+}
+
+thread_local! {
+    /// Mutexes the calling thread holds.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+fn mutex(handle: *mut c_void) -> Arc<SimMutex> {
+    locks(|t| t.mutexes.get(&(handle as usize)).cloned()).unwrap_or_else(|| {
+        panic!("lck_mtx {handle:p}: not a live mutex (never allocated, or freed)")
+    })
+}
+
+fn holds(handle: usize) -> bool {
+    HELD.with(|h| h.borrow().contains(&handle))
+}
+
+fn lock_mutex(handle: *mut c_void) {
+    let m = mutex(handle);
+    let me = proc::current_tid();
+    let mut owner = m.owner.lock().unwrap();
+    if *owner == Some(me) {
+        panic!("lck_mtx_lock {handle:p}: recursive lock by its owner (mutexes are not recursive)");
+    }
+    while owner.is_some() {
+        owner = m.cv.wait(owner).unwrap();
+    }
+    *owner = Some(me);
+    HELD.with(|h| h.borrow_mut().push(handle as usize));
+}
+
+fn unlock_mutex(handle: *mut c_void) {
+    let m = mutex(handle);
+    let me = proc::current_tid();
+    let mut owner = m.owner.lock().unwrap();
+    if *owner != Some(me) {
+        panic!(
+            "lck_mtx_unlock {handle:p}: not held by the calling thread (owner {:?})",
+            *owner
+        );
+    }
+    *owner = None;
+    m.cv.notify_one();
+    drop(owner);
+    HELD.with(|h| {
+        let mut h = h.borrow_mut();
+        let i = h
+            .iter()
+            .rposition(|&x| x == handle as usize)
+            .expect("held list");
+        h.remove(i);
+    });
+}
+
+/// Live lock objects: (mutexes, groups, group attributes, attributes).
+pub(crate) fn live_locks() -> (usize, usize, usize, usize) {
+    locks(|t| {
+        (
+            t.mutexes.len(),
+            t.groups.len(),
+            t.grp_attrs.len(),
+            t.attrs.len(),
+        )
+    })
+}
+
+#[no_mangle]
+extern "C" fn lck_grp_attr_alloc_init() -> *mut c_void {
+    if config::should_fail(Fault::LockAlloc) {
+        return std::ptr::null_mut();
+    }
+    locks(|t| {
+        let h = new_handle(t);
+        t.grp_attrs.insert(h);
+        h as *mut c_void
+    })
+}
+
+#[no_mangle]
+extern "C" fn lck_grp_attr_free(attr: *mut c_void) {
+    locks(|t| {
+        assert!(
+            t.grp_attrs.remove(&(attr as usize)),
+            "lck_grp_attr_free {attr:p}: not live"
+        )
+    });
+}
+
+#[no_mangle]
+extern "C" fn lck_grp_alloc_init(name: *const c_char, attr: *mut c_void) -> *mut c_void {
+    if config::should_fail(Fault::LockAlloc) {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the KPI requires a NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned();
+    locks(|t| {
+        assert!(
+            attr.is_null() || t.grp_attrs.contains(&(attr as usize)),
+            "lck_grp_alloc_init: bad attr"
+        );
+        let h = new_handle(t);
+        t.groups.insert(h, name);
+        h as *mut c_void
+    })
+}
+
+#[no_mangle]
+extern "C" fn lck_grp_free(grp: *mut c_void) {
+    locks(|t| {
+        let live = t
+            .mutexes
+            .values()
+            .filter(|m| m.group == grp as usize)
+            .count();
+        assert!(
+            live == 0,
+            "lck_grp_free {grp:p}: {live} mutexes of this group are still live"
+        );
+        assert!(
+            t.groups.remove(&(grp as usize)).is_some(),
+            "lck_grp_free {grp:p}: not live"
+        );
+    });
+}
+
+#[no_mangle]
+extern "C" fn lck_attr_alloc_init() -> *mut c_void {
+    if config::should_fail(Fault::LockAlloc) {
+        return std::ptr::null_mut();
+    }
+    locks(|t| {
+        let h = new_handle(t);
+        t.attrs.insert(h);
+        h as *mut c_void
+    })
+}
+
+#[no_mangle]
+extern "C" fn lck_attr_free(attr: *mut c_void) {
+    locks(|t| {
+        assert!(
+            t.attrs.remove(&(attr as usize)),
+            "lck_attr_free {attr:p}: not live"
+        )
+    });
+}
+
+#[no_mangle]
+extern "C" fn lck_mtx_alloc_init(grp: *mut c_void, _attr: *mut c_void) -> *mut c_void {
+    if config::should_fail(Fault::LockAlloc) {
+        return std::ptr::null_mut();
+    }
+    locks(|t| {
+        assert!(
+            t.groups.contains_key(&(grp as usize)),
+            "lck_mtx_alloc_init: group {grp:p} not live"
+        );
+        let h = new_handle(t);
+        t.mutexes.insert(
+            h,
+            Arc::new(SimMutex {
+                owner: Mutex::new(None),
+                cv: Condvar::new(),
+                group: grp as usize,
+            }),
+        );
+        h as *mut c_void
+    })
+}
+
+#[no_mangle]
+extern "C" fn lck_mtx_free(lck: *mut c_void, grp: *mut c_void) {
+    let m = mutex(lck);
+    assert!(
+        m.owner.lock().unwrap().is_none(),
+        "lck_mtx_free {lck:p}: freeing a held mutex"
+    );
+    assert_eq!(m.group, grp as usize, "lck_mtx_free {lck:p}: wrong group");
+    locks(|t| t.mutexes.remove(&(lck as usize)));
+}
+
+#[no_mangle]
+extern "C" fn lck_mtx_lock(lck: *mut c_void) {
+    config::perturb_point();
+    lock_mutex(lck);
+}
+
+#[no_mangle]
+extern "C" fn lck_mtx_unlock(lck: *mut c_void) {
+    unlock_mutex(lck);
+    config::perturb_point();
+}
+
+#[no_mangle]
+extern "C" fn lck_mtx_try_lock(lck: *mut c_void) -> c_int {
+    let m = mutex(lck);
+    let me = proc::current_tid();
+    let mut owner = m.owner.lock().unwrap();
+    if owner.is_some() {
+        return 0;
+    }
+    *owner = Some(me);
+    HELD.with(|h| h.borrow_mut().push(lck as usize));
+    1
+}
+
+// ---- sleep / wakeup ----
+
+/// The result of a sleep that ended for a signal.
+fn signal_result(restart: bool) -> c_int {
+    if restart {
+        Errno::ERESTART.0
+    } else {
+        Errno::EINTR.0
+    }
+}
+
+#[no_mangle]
+extern "C" fn msleep(
+    chan: *mut c_void,
+    mtx: *mut c_void,
+    pri: c_int,
+    _wmesg: *const c_char,
+    ts: *mut timespec,
+) -> c_int {
+    msleep_impl(chan as usize, mtx, pri, ts_duration(ts))
+}
+
+fn ts_duration(ts: *const timespec) -> Option<Duration> {
+    if ts.is_null() {
+        return None;
+    }
+    // SAFETY: the caller passes a valid timespec or NULL.
+    let ts = unsafe { *ts };
+    if ts.tv_sec == 0 && ts.tv_nsec == 0 {
+        None
+    } else {
+        Some(Duration::new(
+            ts.tv_sec.max(0) as u64,
+            ts.tv_nsec.clamp(0, 999_999_999) as u32,
+        ))
+    }
+}
+
+pub(crate) fn msleep_impl(
+    chan: usize,
+    mtx: *mut c_void,
+    pri: c_int,
+    timeout: Option<Duration>,
+) -> c_int {
+    let catch = pri & PCATCH != 0;
+    let drop_lock = pri & PDROP != 0;
+    if !mtx.is_null() && !holds(mtx as usize) {
+        panic!("msleep: the interlock mutex {mtx:p} is not held by the caller");
+    }
+    // A signal pending at entry ends the sleep at once (XNU's no-mutex path; here on both).
+    if catch {
+        if let Some(restart) = proc::pending_signal_restarts() {
+            if drop_lock && !mtx.is_null() {
+                unlock_mutex(mtx);
+            }
+            return signal_result(restart);
+        }
+    }
+    config::perturb_point();
+    let tid = proc::current_tid();
+    let mut s = sched();
+    s.sleepers.push(Sleeper {
+        tid,
+        chan,
+        woken: false,
+    });
+    // Releasing the interlock while holding the scheduler lock is the atomic step.
+    if !mtx.is_null() {
+        unlock_mutex(mtx);
+    }
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let result;
+    loop {
+        if catch {
+            if let Some(restart) = proc::pending_signal_restarts() {
+                result = signal_result(restart); // signals win over a wakeup
+                break;
+            }
+        }
+        let me = s
+            .sleepers
+            .iter()
+            .position(|w| w.tid == tid)
+            .expect("sleeper registered");
+        if s.sleepers[me].woken {
+            result = 0;
+            break;
+        }
+        if config::booted() && config::config().spurious_wakeups && config::chance(0.02) {
+            result = 0; // spurious: legal, callers re-check
+            break;
+        }
+        let wait = match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    result = Errno::EWOULDBLOCK.0;
+                    break;
+                }
+                (d - now).min(Duration::from_millis(50))
+            }
+            None => Duration::from_millis(50),
+        };
+        s = SCHED_CV
+            .wait_timeout(s, wait)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    let me = s
+        .sleepers
+        .iter()
+        .position(|w| w.tid == tid)
+        .expect("sleeper registered");
+    s.sleepers.remove(me);
+    drop(s);
+    if !drop_lock && !mtx.is_null() {
+        lock_mutex(mtx);
+    }
+    result
+}
+
+#[no_mangle]
+extern "C" fn wakeup(chan: *mut c_void) {
+    config::perturb_point();
+    let mut s = sched();
+    let mut any = false;
+    for w in s.sleepers.iter_mut().filter(|w| w.chan == chan as usize) {
+        w.woken = true;
+        any = true;
+    }
+    if !any {
+        s.lost_wakeups += 1;
+    }
+    SCHED_CV.notify_all();
+}
+
+#[no_mangle]
+extern "C" fn wakeup_one(chan: *mut c_char) {
+    config::perturb_point();
+    let mut s = sched();
+    match s
+        .sleepers
+        .iter_mut()
+        .find(|w| w.chan == chan as usize && !w.woken)
+    {
+        Some(w) => w.woken = true,
+        None => s.lost_wakeups += 1,
+    }
+    SCHED_CV.notify_all();
+}
+
+/// Threads currently asleep on `chan`.
+pub fn sleepers_on(chan: usize) -> usize {
+    sched().sleepers.iter().filter(|w| w.chan == chan).count()
+}
+
+/// Threads currently asleep in `msleep`, on any channel.
+pub fn sleeping_threads() -> usize {
+    sched().sleepers.len()
+}
+
+/// `wakeup` calls that found no sleeper.
+pub fn lost_wakeups() -> u64 {
+    sched().lost_wakeups
+}
+
+// ---- select ----
+
+/// A select(2) call in progress: the cookie `d_select` receives as `wql`.
+pub(crate) struct SelectCall(u64);
+
+impl SelectCall {
+    pub(crate) fn begin() -> SelectCall {
+        let mut s = sched();
+        let id = s.next_select;
+        s.next_select += 1;
+        SelectCall(id)
+    }
+
+    pub(crate) fn cookie(&self) -> *mut c_void {
+        self.0 as *mut c_void
+    }
+
+    /// Forgets earlier selwakeups before polling the devices again.
+    pub(crate) fn rearm(&self) {
+        sched().sel_fired.remove(&self.0);
+    }
+
+    /// Sleeps until a selwakeup reaches this call, the deadline passes, or a signal is
+    /// pending. Returns false on timeout.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut s = sched();
+        loop {
+            if s.sel_fired.contains(&self.0) || proc::pending_signal_restarts().is_some() {
+                return true;
+            }
+            let wait = match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    (d - now).min(Duration::from_millis(50))
+                }
+                None => Duration::from_millis(50),
+            };
+            s = SCHED_CV
+                .wait_timeout(s, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for SelectCall {
+    fn drop(&mut self) {
+        // seldrop: the call's records go away with it.
+        let mut s = sched();
+        s.sel_records.retain(|_, calls| {
+            calls.remove(&self.0);
+            !calls.is_empty()
+        });
+        s.sel_fired.remove(&self.0);
+    }
+}
+
+#[no_mangle]
+extern "C" fn selrecord(_selector: proc_t, sip: *mut c_void, wql: *mut c_void) {
+    assert!(!sip.is_null(), "selrecord: NULL selinfo");
+    assert!(
+        !wql.is_null(),
+        "selrecord: NULL wql (only valid inside d_select)"
+    );
+    sched()
+        .sel_records
+        .entry(sip as usize)
+        .or_default()
+        .insert(wql as u64);
+}
+
+#[no_mangle]
+extern "C" fn selwakeup(sip: *mut c_void) {
+    config::perturb_point();
+    let mut s = sched();
+    if let Some(calls) = s.sel_records.get(&(sip as usize)).cloned() {
+        s.sel_fired.extend(calls);
+    }
+    SCHED_CV.notify_all();
+}
+
+#[no_mangle]
+extern "C" fn selthreadclear(sip: *mut c_void) {
+    let mut s = sched();
+    if let Some(calls) = s.sel_records.remove(&(sip as usize)) {
+        s.sel_fired.extend(calls);
+    }
+    SCHED_CV.notify_all();
+}
+
+/// select records still registered (leak accounting).
+pub(crate) fn live_select_records() -> usize {
+    sched().sel_records.values().map(HashSet::len).sum()
+}

@@ -1,0 +1,84 @@
+//! uio and uiomove (xnu bsd/sys/uio.h): copies across all iovecs of a readv/writev, in the
+//! direction of the request, advancing resid and offset. Faults can be injected.
+
+use crate::abi::*;
+use crate::config::{self, Fault};
+use crate::errno::Errno;
+use std::ffi::{c_char, c_int};
+
+/// A request built by the syscall layer over the user's buffers.
+pub(crate) struct SimUio {
+    pub(crate) iovs: Vec<(*mut u8, usize)>,
+    pub(crate) rw: c_int,
+    pub(crate) resid: usize,
+    pub(crate) offset: i64,
+    /// Bytes moved so far (for the syscall's return value).
+    pub(crate) moved: usize,
+}
+
+impl SimUio {
+    pub(crate) fn new(iovs: Vec<(*mut u8, usize)>, rw: c_int) -> SimUio {
+        let resid = iovs.iter().map(|(_, l)| l).sum();
+        SimUio {
+            iovs,
+            rw,
+            resid,
+            offset: 0,
+            moved: 0,
+        }
+    }
+}
+
+#[no_mangle]
+unsafe extern "C" fn uiomove(cp: *const c_char, n: c_int, uio: uio_t) -> c_int {
+    let uio = &mut *uio.cast::<SimUio>();
+    let fault = if uio.rw == UIO_READ {
+        Fault::CopyOut
+    } else {
+        Fault::CopyIn
+    };
+    if config::should_fail(fault) {
+        return Errno::EFAULT.0;
+    }
+    let mut left = (n.max(0) as usize).min(uio.resid);
+    let mut kaddr = cp as *mut u8;
+    let mut skip = uio.moved;
+    for &(base, len) in &uio.iovs {
+        if left == 0 {
+            break;
+        }
+        if skip >= len {
+            skip -= len;
+            continue;
+        }
+        let take = (len - skip).min(left);
+        let user = base.add(skip);
+        if uio.rw == UIO_READ {
+            std::ptr::copy_nonoverlapping(kaddr, user, take);
+        } else {
+            std::ptr::copy_nonoverlapping(user, kaddr, take);
+        }
+        kaddr = kaddr.add(take);
+        left -= take;
+        skip = 0;
+        uio.moved += take;
+        uio.resid -= take;
+        uio.offset += take as i64;
+    }
+    0
+}
+
+#[no_mangle]
+unsafe extern "C" fn uio_resid(uio: uio_t) -> i64 {
+    (*uio.cast::<SimUio>()).resid as i64
+}
+
+#[no_mangle]
+unsafe extern "C" fn uio_rw(uio: uio_t) -> c_int {
+    (*uio.cast::<SimUio>()).rw
+}
+
+#[no_mangle]
+unsafe extern "C" fn uio_offset(uio: uio_t) -> i64 {
+    (*uio.cast::<SimUio>()).offset
+}
