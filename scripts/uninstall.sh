@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Removes tunnel.kext from a Mac: unloads it, removes the LaunchDaemon that loads it at boot and
+# the bundle in /Library/Extensions, and reports what it removed.
+#
+#   sudo scripts/uninstall.sh [--dry-run]
+#
+# It refuses, changing nothing, while any /dev/tunN is open, and names the processes holding them.
+# --dry-run prints the commands that would change the system.
+set -u
+PROG=uninstall.sh
+USAGE="usage: sudo scripts/uninstall.sh [--dry-run]"
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=scripts/lib/mac-common.sh
+. "$here/lib/mac-common.sh"
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --dry-run) DRY_RUN=1 ;;
+    -h | --help) say "$USAGE"; exit 0 ;;
+    *) usage_error "unknown argument '$1'" ;;
+    esac
+    shift
+done
+
+read_platform
+require_mac
+[ "$DRY_RUN" = 1 ] || require_root
+
+loaded=0
+is_loaded "$BUNDLE_ID" && loaded=1
+if [ "$loaded" = 0 ] && [ ! -e "$KEXT_DEST" ] && [ ! -e "$DAEMON_PLIST" ]; then
+    say "tunnel.kext is not installed and not loaded: nothing to remove."
+    exit 0
+fi
+
+if [ "$loaded" = 1 ]; then
+    busy=$(open_units)
+    if [ -n "$busy" ]; then
+        {
+            printf '%s: tunnel.kext is in use, so it cannot be unloaded:\n' "$PROG"
+            describe_open_units "$busy" | sed 's/^/  /'
+            printf '  Quit those programs (or disconnect the VPN using them) and run uninstall.sh again.\n'
+            printf '  Nothing was changed.\n'
+        } >&2
+        exit 1
+    fi
+fi
+
+removed=""
+if [ "$loaded" = 1 ]; then
+    if ! unload_kext; then
+        die "macOS refused to unload tunnel.kext: a /dev/tunN was probably opened in the meantime, or a" \
+            "thread is still inside the driver. Close the programs using it and run uninstall.sh again." \
+            "Nothing was removed."
+    fi
+    removed="${removed}  unloaded $BUNDLE_ID from the kernel
+"
+fi
+
+if [ -e "$DAEMON_PLIST" ]; then
+    # Fails harmlessly when the job is not registered (e.g. installed but not yet rebooted).
+    run launchctl bootout "system/$BUNDLE_ID" 2>/dev/null || true
+    run rm -f "$DAEMON_PLIST" || die "could not remove $DAEMON_PLIST"
+    removed="${removed}  $DAEMON_PLIST (LaunchDaemon; tunnel.kext no longer loads at boot)
+"
+fi
+if [ -e "$DAEMON_LOG" ]; then
+    run rm -f "$DAEMON_LOG" || warn "could not remove $DAEMON_LOG"
+    removed="${removed}  $DAEMON_LOG
+"
+fi
+if [ -e "$KEXT_DEST" ]; then
+    run rm -rf "$KEXT_DEST" || die "could not remove $KEXT_DEST"
+    removed="${removed}  $KEXT_DEST
+"
+fi
+
+say ""
+if [ "$DRY_RUN" = 1 ]; then
+    say "Dry run: nothing was changed. It would remove:"
+else
+    say "Removed:"
+fi
+printf '%s' "$removed"
+if uses_kmutil; then
+    say "On macOS 11 and later the auxiliary kernel collection keeps a copy until macOS rebuilds it;"
+    say "restart the Mac to finish."
+fi
