@@ -30,9 +30,9 @@ add_counts() {
         echo "  (no result line in $1: counted as one failure)"
         return
     fi
-    p=$(sed -E 's/.*[^0-9]?([0-9]+) passed.*/\1/' <<<"$line")
-    f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
-    s=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
+    p=$(sed -nE 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/p' <<<"$line")
+    f=$(sed -nE 's/.*passed, ([0-9]+) failed.*/\1/p' <<<"$line")
+    s=$(sed -nE 's/.*failed, ([0-9]+) skipped.*/\1/p' <<<"$line")
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + ${s:-0}))
 }
 

@@ -1,0 +1,79 @@
+//! tunnel.kext's own kext linker and bundler.
+//!
+//! `ld64.lld` cannot write a kext (no `-kext`, no `-r`), so this crate links the shim object(s)
+//! and the Rust static library into an x86_64 `MH_KEXT_BUNDLE` the way `ld64 -kext` does:
+//! base address 0, classic relocations reached through `LC_DYSYMTAB`, a synthesized GOT,
+//! only `_kmod_info` exported. See `../shared/docs/kext-build.md` (sections 3, 4, 6, 10).
+//!
+//! * [`input`]: reading objects and archives (`object::read::macho`);
+//! * [`kpi`]: the project's KPI table, Apple's export lists, Info.plist;
+//! * [`link`]: symbol resolution, the checks of section 4, layout, relocation, output;
+//! * [`image`]: reading a linked kext back (used by `verify` and by the linker's own kmod_info check);
+//! * [`verify`]: structural checks, the relocation simulator, kmod_info and plist checks;
+//! * [`bundle`]: writes `tunnel.kext/Contents/Info.plist` and `Contents/MacOS/<exe>`.
+
+pub mod bundle;
+pub mod image;
+pub mod input;
+pub mod kpi;
+pub mod link;
+pub mod verify;
+
+use std::fmt;
+
+/// Every failure is a message meant for a person: it names the symbol and the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::Error(format!($($arg)*)) };
+}
+
+/// Combines collected messages into one error (one message per line), or `Ok`.
+pub fn check_all(errors: Vec<String>) -> Result<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error(errors.join("\n")))
+    }
+}
+
+pub(crate) fn align_up(v: u64, align: u64) -> u64 {
+    if align <= 1 {
+        v
+    } else {
+        v.div_ceil(align) * align
+    }
+}
+
+/// Mach-O / kext constants the crate uses beyond `object::macho`.
+pub mod consts {
+    /// `mach_header_64.flags` as `ld64 -kext` writes: NOUNDEFS | DYLDLINK | TWOLEVEL.
+    pub const KEXT_HEADER_FLAGS: u32 = 0x85;
+    /// `sizeof(kmod_info_t)` on LP64 (pack(4)).
+    pub const KMOD_INFO_SIZE: u64 = 196;
+    pub const KMOD_START_OFFSET: usize = 180;
+    pub const KMOD_STOP_OFFSET: usize = 188;
+    /// Minimum macOS the kext supports: 10.13.
+    pub const MIN_MACOS: u32 = 0x000A_0D00;
+    pub const PAGE: u64 = 4096;
+    /// Zero bytes kept after the load commands for a signer's `LC_CODE_SIGNATURE`.
+    pub const HEADER_PAD: u64 = 512;
+    /// Kernel exports a kext must never define itself: defining them means
+    /// `compiler-builtins-mem` was switched on.
+    pub const MEM_FAMILY: [&str; 6] = [
+        "_memcpy", "_memmove", "_memset", "_memcmp", "_bcmp", "_bzero",
+    ];
+}
