@@ -368,6 +368,23 @@ errno_t ifnet_attach_protocol(ifnet_t interface, protocol_family_t protocol_fami
                               const struct ifnet_attach_proto_param *proto_details);
 errno_t ifnet_detach_protocol(ifnet_t interface, protocol_family_t protocol_family);
 errno_t proto_input(protocol_family_t protocol, mbuf_t packet);
+u_int64_t ifnet_baudrate(ifnet_t interface);
+errno_t ifnet_set_baudrate(ifnet_t interface, u_int64_t baudrate);
+
+/* ---- interface addresses (xnu bsd/net/kpi_interface.h) ---- */
+#define AF_LINK 18
+/* The list is NULL-terminated; each entry is referenced until ifnet_free_address_list. */
+errno_t ifnet_get_address_list(ifnet_t interface, ifaddr_t **addresses);
+void ifnet_free_address_list(ifaddr_t *addresses);
+errno_t ifaddr_address(ifaddr_t ifaddr, struct sockaddr *out_addr, u_int32_t addr_size);
+
+/* ---- in-kernel sockets (xnu bsd/sys/kpi_socket.h), used to remove addresses ---- */
+#define SOCK_DGRAM 2
+typedef void (*sock_upcall)(socket_t so, void *cookie, int waitf);
+errno_t sock_socket(int domain, int type, int protocol, sock_upcall callback, void *cookie,
+                    socket_t *new_so);
+errno_t sock_ioctl(socket_t so, unsigned long request, void *argp);
+void sock_close(socket_t so);
 
 /* ---- BPF (xnu bsd/net/bpf.h) ---- */
 void bpfattach(ifnet_t interface, u_int32_t data_link_type, u_int32_t header_length);

@@ -6,14 +6,15 @@
 use crate::driver;
 use crate::errno::Errno;
 use crate::framing::{self, Framing};
-use crate::ioctl;
+use crate::iface;
+use crate::klog;
 use crate::kpi::ifnet::{flags, Ifnet, AF_INET, AF_INET6};
 use crate::kpi::mbuf::Mbuf;
 use crate::kpi::proc;
 use crate::kpi::select::SelectToken;
 use crate::kpi::uio::Uio;
 use crate::limits::{AF_HEADER_LEN, TUNMRU, TUNMTU};
-use crate::unit::{Setup, Unit, UnitState};
+use crate::unit::{Count, Setup, Unit, UnitCounters};
 
 /// `select` interest bits (`FREAD`, `FWRITE`).
 const FREAD: u32 = 1;
@@ -25,7 +26,7 @@ pub fn open(minor: u32) -> Result<(), Errno> {
     let unit = Unit::get(minor)?;
     let (ifnet, setup) = {
         let mut state = unit.state.lock();
-        if state.open || state.opening {
+        if state.is_claimed() {
             return Err(Errno::EBUSY);
         }
         state.opening = true;
@@ -90,17 +91,30 @@ fn build_interface(
     Ok((ifnet, setup))
 }
 
-/// close (last close): purge, interface down, creation defaults, wake everyone (section 10).
+/// close (last close or revoke): the steps of section 10, in order; always succeeds for an
+/// open unit.
 pub fn close(minor: u32) -> Result<(), Errno> {
     let _gate = driver::enter()?;
     let unit = Unit::get(minor)?;
+    let ifnet = {
+        let mut state = unit.state.lock();
+        if !state.open {
+            return Err(Errno::ENXIO);
+        }
+        state.open = false; // 1: stale descriptors get ENXIO, output EHOSTDOWN
+        state.closing = true; // still claimed: no open until step 5 is done
+        state.queue.purge(); // 2
+        if let Some(ifnet) = state.ifnet {
+            ifnet.set_flags(0, flags::UP | flags::RUNNING); // 3
+        }
+        state.ifnet
+    };
+    // 4: without the unit mutex, since the stack calls back into the interface ioctl.
+    let failures = ifnet.map_or(0, |ifnet| iface::remove_addresses(unit.number(), &ifnet));
     let mut state = unit.state.lock();
-    if !state.open {
-        return Err(Errno::ENXIO);
-    }
-    state.open = false;
-    state.queue.purge();
+    state.counters.address_removal_failures += failures;
     if let Some(ifnet) = state.ifnet {
+        // 5: the creation defaults (undoes TUNSIFMODE, TUNSIFINFO and SIOCSIFFLAGS edits).
         ifnet.set_flags(
             flags::POINTOPOINT | flags::MULTICAST,
             flags::UP
@@ -111,10 +125,33 @@ pub fn close(minor: u32) -> Result<(), Errno> {
                 | flags::NOARP,
         );
         ifnet.set_mtu(TUNMTU);
+        ifnet.set_baudrate(0);
     }
     state.reset_modes();
-    unit.wake_all(&state);
+    state.closing = false;
+    if driver::debug_level() != 0 {
+        log_counters(unit.number(), &state.counters);
+    }
+    unit.wake_all(&state); // 6
     Ok(())
+}
+
+/// The debug dump: one kernel-log line with a unit's counters (section 12).
+fn log_counters(unit: usize, c: &UnitCounters) {
+    klog!(
+        "tun{}: ipackets {} ibytes {} ierrors {} opackets {} obytes {} oerrors {} iqdrops {} qdrops {} truncated {} addr-failures {}",
+        unit,
+        c.ipackets,
+        c.ibytes,
+        c.ierrors,
+        c.opackets,
+        c.obytes,
+        c.oerrors,
+        c.iqdrops,
+        c.queue_drops,
+        c.truncated_reads,
+        c.address_removal_failures
+    );
 }
 
 /// read: at most one packet per call, its prefix first; a short buffer truncates (RD-1..RD-9).
@@ -140,7 +177,8 @@ pub fn read(minor: u32, uio: &mut Uio<'_>, nonblocking: bool) -> Result<(), Errn
         Framing::LinkLayer => item.dest.as_bytes(),
     };
     if room < prefix.len() + item.packet.len() {
-        unit.state.lock().counters.truncated_reads += 1; // RD-2: the rest is freed below
+        // RD-2: the rest is freed below.
+        unit.state.lock().counters.add(Count::TruncatedRead);
     }
     uio.copy_out(&prefix[..prefix.len().min(room)])?;
     item.packet.copy_out(0, uio)?; // RD-8: on a fault the packet is freed all the same
@@ -163,23 +201,24 @@ pub fn write(minor: u32, uio: &mut Uio<'_>) -> Result<(), Errno> {
         (state.framing, state.ifnet.ok_or(Errno::ENXIO)?)
     };
     let result = write_packet(uio, len, framing, &ifnet);
-    match result {
-        Err(e) => {
-            ifnet.count_in(0, 0, 1);
-            Err(e)
-        }
-        Ok(None) => {
-            ifnet.count_drop();
-            Ok(())
-        }
-        Ok(Some((packet, family))) => {
-            let bytes = packet.len() as u32;
-            ifnet.tap_in(&packet, family);
-            // The stack owns the packet now, whatever it answers.
-            let _ = ifnet.input(packet, bytes);
-            Ok(())
-        }
-    }
+    let count = match &result {
+        Err(_) => Count::InputError,  // W2..W6
+        Ok(None) => Count::InputDrop, // W7, W8
+        Ok(Some((packet, _))) => Count::Input {
+            bytes: packet.len() as u32,
+        }, // W9
+    };
+    unit.state.lock().count(&ifnet, count);
+    let (packet, family) = match result? {
+        Some(packet) => packet,
+        None => return Ok(()), // dropped, full length written (W7, W8)
+    };
+    let bytes = packet.len() as u32;
+    ifnet.tap_in(&packet, family);
+    // Without the unit mutex: input may loop back into output. The stack owns the packet
+    // now, whatever it answers; the interface statistics count it through `input`.
+    let _ = ifnet.input(packet, bytes);
+    Ok(())
 }
 
 /// Checks W2..W8 in order and builds the packet. `Ok(None)` is a counted drop (W7, W8).
@@ -234,7 +273,7 @@ fn write_packet(
     Ok(Some((packet, family)))
 }
 
-/// ioctl on the device (section 7).
+/// ioctl on the device (section 7): any command on an open unit, see [`crate::dev_ioctl`].
 pub fn ioctl(minor: u32, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
     let _gate = driver::enter()?;
     let unit = Unit::get(minor)?;
@@ -242,21 +281,7 @@ pub fn ioctl(minor: u32, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
     if !state.open {
         return Err(Errno::ENXIO);
     }
-    device_ioctl(&mut state, cmd, arg)
-}
-
-fn device_ioctl(state: &mut UnitState, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
-    match cmd {
-        ioctl::FIONBIO => {
-            state.nonblocking = ioctl::int_arg(arg).ok_or(Errno::EFAULT)? != 0;
-            Ok(())
-        }
-        ioctl::FIOASYNC => {
-            state.async_io = ioctl::int_arg(arg).ok_or(Errno::EFAULT)? != 0;
-            Ok(())
-        }
-        _ => Err(Errno::ENOTTY),
-    }
+    crate::dev_ioctl::handle(unit.number(), &mut state, cmd, arg)
 }
 
 /// select: readable iff a packet is queued or the unit is going away; always writable (SEL-1,

@@ -12,9 +12,14 @@ use crate::kpi::lock::{wakeup, Channel, Interruptible, KMutex, LockGroup};
 use crate::kpi::nodes::{self, DevNode, Major};
 use crate::limits::TUN_UNITS;
 use crate::unit::{UnitState, UNITS};
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
 
 /// Threads inside the driver, and the unload flags.
+///
+/// Lock coverage: none; plain atomics, so that a caller arriving after unload freed every lock
+/// (it fetched a cdevsw or ifnet pointer just before they went) touches only static memory.
+/// `stopping` and `dying` are written only by `start`/`stop`, which the kernel serialises;
+/// `stop` reads the count under the global mutex.
 struct Gate {
     /// Threads between entry and exit of an entry point.
     inflight: AtomicUsize,
@@ -46,24 +51,47 @@ static GLOBAL: KMutex<Registrations> = KMutex::new(Registrations {
 /// never across a sleep.
 static LOCK_GROUP: spin::Mutex<Option<LockGroup>> = spin::Mutex::new(None);
 
+/// The driver-wide debug level (`TUNSDEBUG`/`TUNGDEBUG`, default 0). Non-zero: each close
+/// logs the unit's counters (section 12). An atomic: read and written without any lock.
+static DEBUG_LEVEL: AtomicI32 = AtomicI32::new(0);
+
+/// The debug level.
+pub fn debug_level() -> i32 {
+    DEBUG_LEVEL.load(SeqCst)
+}
+
+/// Sets the debug level (`TUNSDEBUG`).
+pub fn set_debug_level(level: i32) {
+    DEBUG_LEVEL.store(level, SeqCst);
+}
+
 /// A thread's pass through the gate; dropping it is the entry point's one exit.
 pub struct GateRef(());
 
-/// Enters the driver; `ENXIO` once unload is checking or has committed (U-7).
+/// Enters the driver; `ENXIO` once unload has committed (U-7).
+///
+/// While an unload attempt is still deciding, the thread waits for the decision instead of
+/// failing: it is already counted, so the attempt either saw it and refuses (the call then
+/// goes on as if nothing happened, ST-1 "nothing changed"; a `close` that failed here would
+/// leave its unit open for ever), or decided before the count went up and commits. The wait
+/// touches only these statics: a late caller may arrive after unload freed every lock.
 pub fn enter() -> Result<GateRef, Errno> {
     GATE.inflight.fetch_add(1, SeqCst);
-    if GATE.stopping.load(SeqCst) {
-        exit();
-        return Err(Errno::ENXIO);
+    while GATE.stopping.load(SeqCst) {
+        if GATE.dying.load(SeqCst) {
+            exit();
+            return Err(Errno::ENXIO);
+        }
+        core::hint::spin_loop();
     }
     Ok(GateRef(()))
 }
 
+/// Leaves the driver. Touches no lock: unload polls the count while it drains (a wakeup sent
+/// before its sleep only shortens that poll), so it can never free a mutex a leaving thread
+/// is about to take.
 fn exit() {
-    if GATE.inflight.fetch_sub(1, SeqCst) == 1 && GATE.stopping.load(SeqCst) {
-        // Unload may be sleeping on the global mutex until the gate drains; taking the mutex
-        // orders this wakeup after its check.
-        let _global = GLOBAL.lock();
+    if GATE.inflight.fetch_sub(1, SeqCst) == 1 && GATE.dying.load(SeqCst) {
         wakeup(Channel::of(&GATE));
     }
 }
@@ -94,6 +122,7 @@ pub fn start() -> Result<(), Errno> {
     GATE.inflight.store(0, SeqCst);
     GATE.stopping.store(false, SeqCst);
     GATE.dying.store(false, SeqCst);
+    DEBUG_LEVEL.store(0, SeqCst);
 
     let group = LockGroup::new(c"org.tunnelkext.tunnel")?;
     if let Err(e) = install_mutexes(&group) {
@@ -169,7 +198,7 @@ pub fn stop() -> Result<(), Errno> {
     let busy = GATE.inflight.load(SeqCst) != 0
         || UNITS.iter().any(|u| {
             let state = u.state.lock();
-            state.open || state.opening
+            state.is_claimed()
         });
     if busy {
         GATE.stopping.store(false, SeqCst);
@@ -194,7 +223,7 @@ pub fn stop() -> Result<(), Errno> {
         global.major = None;
     }
     while GATE.inflight.load(SeqCst) != 0 {
-        global.sleep(Channel::of(&GATE), Interruptible::No)?;
+        global.sleep_timeout(Channel::of(&GATE), 10);
     }
     drop(global);
 
@@ -207,6 +236,12 @@ pub fn stop() -> Result<(), Errno> {
             (state.ifnet.take(), state.setup)
         };
         let Some(ifnet) = ifnet else { continue };
+        // An admin may have configured a closed interface; the stack calls back into the
+        // interface ioctl, so no unit mutex is held here.
+        if setup.attached {
+            let failures = crate::iface::remove_addresses(unit.number(), &ifnet);
+            unit.state.lock().counters.address_removal_failures += failures;
+        }
         if setup.inet {
             let _ = ifnet.detach_protocol(AF_INET);
         }

@@ -6,6 +6,7 @@
 use crate::errno::Errno;
 use crate::kpi::ifnet::{AF_INET, AF_INET6};
 use crate::limits::AF_HEADER_LEN;
+use crate::queue::Destination;
 
 /// The framing mode of a unit. At most one of AF header and link layer is on (F-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -25,6 +26,35 @@ impl Framing {
         match self {
             Framing::AfHeader => AF_HEADER_LEN,
             Framing::Raw | Framing::LinkLayer => 0,
+        }
+    }
+
+    /// Bytes a read puts before a packet sent to `dest` (`FIONREAD` adds them too).
+    pub fn read_prefix_len(self, dest: &Destination) -> usize {
+        match self {
+            Framing::Raw => 0,
+            Framing::AfHeader => AF_HEADER_LEN,
+            Framing::LinkLayer => dest.as_bytes().len(),
+        }
+    }
+
+    /// `TUNSIFHEAD(on)` (F-1): on selects AF-header mode, which turns link-layer mode off;
+    /// off turns only AF-header mode off.
+    pub const fn with_af_header(self, on: bool) -> Framing {
+        match (on, self) {
+            (true, _) => Framing::AfHeader,
+            (false, Framing::AfHeader) => Framing::Raw,
+            (false, other) => other,
+        }
+    }
+
+    /// `TUNSLMODE(on)` (F-1): on selects link-layer mode, which turns AF-header mode off;
+    /// off turns only link-layer mode off.
+    pub const fn with_link_layer(self, on: bool) -> Framing {
+        match (on, self) {
+            (true, _) => Framing::LinkLayer,
+            (false, Framing::LinkLayer) => Framing::Raw,
+            (false, other) => other,
         }
     }
 }
@@ -82,6 +112,30 @@ mod tests {
             family_from_af_header([2, 0, 0, 0]),
             Err(Errno::EAFNOSUPPORT)
         );
+    }
+
+    #[test]
+    fn af_header_and_link_layer_exclude_each_other_f1() {
+        use Framing::*;
+        assert_eq!(LinkLayer.with_af_header(true), AfHeader);
+        assert_eq!(AfHeader.with_link_layer(true), LinkLayer);
+        // Setting one to 0 turns off only that one.
+        assert_eq!(LinkLayer.with_af_header(false), LinkLayer);
+        assert_eq!(AfHeader.with_link_layer(false), AfHeader);
+        assert_eq!(AfHeader.with_af_header(false), Raw);
+        assert_eq!(LinkLayer.with_link_layer(false), Raw);
+        assert_eq!(Raw.with_af_header(false), Raw);
+    }
+
+    #[test]
+    fn read_prefix_is_the_header_or_the_sockaddr() {
+        let dest = Destination::new(&[
+            28, 30, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0,
+            0, 0,
+        ]);
+        assert_eq!(Framing::Raw.read_prefix_len(&dest), 0);
+        assert_eq!(Framing::AfHeader.read_prefix_len(&dest), 4);
+        assert_eq!(Framing::LinkLayer.read_prefix_len(&dest), 28);
     }
 
     #[test]

@@ -1,16 +1,51 @@
-//! The interface side: what the stack calls on `tunN` (tun-contract.md sections 6 and 8).
+//! The interface side: what the stack calls on `tunN` (tun-contract.md sections 6 and 8), and
+//! the removal of the interface's addresses at close and unload (section 10 step 4, ST-3).
 
 use crate::driver;
 use crate::errno::Errno;
 use crate::framing;
-use crate::ioctl;
+use crate::ioctl::{self, IFNAMSIZ};
+use crate::klog;
+use crate::kpi::addr::{AddressList, KernelSocket};
 use crate::kpi::entry::IfIoctlArg;
-use crate::kpi::ifnet::{flags, Ifnet};
+use crate::kpi::ifnet::{flags, Ifnet, AF_INET6};
 use crate::kpi::lock::wakeup;
 use crate::kpi::mbuf::Mbuf;
 use crate::limits::{MAX_SOCKADDR_LEN, TUN_MAXMTU, TUN_MINMTU};
+use crate::owner;
 use crate::queue::{Destination, QueuedPacket};
-use crate::unit::UNITS;
+use crate::unit::{Count, Unit, UnitState, UNITS};
+use core::fmt::Write;
+
+/// The interface name of `unit`, `"tunN"`, NUL-padded to `IFNAMSIZ` (`TUNGIFNAME`, ifreq).
+pub fn interface_name(unit: usize) -> [u8; IFNAMSIZ] {
+    let mut name = [0u8; IFNAMSIZ];
+    let mut text = TextBuf::new(&mut name[..IFNAMSIZ - 1]);
+    // Cannot fail: "tun" and a unit below TUN_UNITS fit in 15 bytes.
+    let _ = write!(text, "tun{unit}");
+    name
+}
+
+/// A `fmt::Write` into a byte buffer that stops at its end (the text is cut, never overflows).
+struct TextBuf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> TextBuf<'a> {
+    fn new(buf: &'a mut [u8]) -> TextBuf<'a> {
+        TextBuf { buf, len: 0 }
+    }
+}
+
+impl Write for TextBuf<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
 
 /// The framer puts this in front of every outbound packet: the family (host order) and the
 /// destination sockaddr the stack gave. Output takes it off again before queueing.
@@ -50,42 +85,59 @@ fn untag(packet: &mut Mbuf) -> Result<(u32, Destination), Errno> {
 /// Never sleeps; every path queues the packet or frees it exactly once.
 pub fn output(unit: usize, ifnet: Ifnet, mut packet: Mbuf) -> Result<(), Errno> {
     let Ok(_gate) = driver::enter() else {
-        ifnet.count_out(0, 0, 1);
+        Count::OutputError.to_ifnet(&ifnet); // unloading: the unit state is going away
         return Err(Errno::EHOSTDOWN);
     };
     let unit = UNITS.get(unit).ok_or(Errno::ENXIO)?;
-    let result = untag(&mut packet).and_then(|(family, dest)| {
-        let bytes = packet.len() as u32;
-        let mut state = unit.state.lock();
-        if !state.open || !ifnet.is_up() {
-            return Err(Errno::EHOSTDOWN); // O1, O2
-        }
-        if !framing::is_supported_family(family) {
-            return Err(Errno::EAFNOSUPPORT); // O3
-        }
-        ifnet.tap_out(&packet, family); // OUT-1: before the queue limit
-        if let Err(rejected) = state.queue.push(QueuedPacket {
+    let tag = untag(&mut packet);
+    let mut state = unit.state.lock();
+    let result =
+        tag.and_then(|(family, dest)| enqueue(unit, &mut state, &ifnet, packet, family, dest));
+    let count = match result {
+        Ok(bytes) => Count::Output { bytes },    // O5
+        Err(Errno::ENOBUFS) => Count::QueueDrop, // O4
+        Err(_) => Count::OutputError,            // O1..O3
+    };
+    state.count(&ifnet, count);
+    // OUT-2, IO-6: SIGIO once the packet is queued, sent after the mutex is dropped.
+    let sigio = match result {
+        Ok(_) if state.async_io => state.owner.target(),
+        _ => None,
+    };
+    drop(state);
+    if let Some(target) = sigio {
+        owner::send_sigio(target);
+    }
+    result.map(|_| ())
+}
+
+/// O1..O5 with the unit mutex held; returns the queued packet's length.
+fn enqueue(
+    unit: &Unit,
+    state: &mut UnitState,
+    ifnet: &Ifnet,
+    packet: Mbuf,
+    family: u32,
+    dest: Destination,
+) -> Result<u32, Errno> {
+    if !state.open || !ifnet.is_up() {
+        return Err(Errno::EHOSTDOWN); // O1, O2
+    }
+    if !framing::is_supported_family(family) {
+        return Err(Errno::EAFNOSUPPORT); // O3
+    }
+    let bytes = packet.len() as u32;
+    ifnet.tap_out(&packet, family); // OUT-1: before the queue limit
+    state
+        .queue
+        .push(QueuedPacket {
             packet,
             family,
             dest,
-        }) {
-            state.counters.queue_drops += 1;
-            drop(rejected);
-            return Err(Errno::ENOBUFS); // O4
-        }
-        unit.wake_all(&state); // OUT-2
-        Ok(bytes)
-    });
-    match result {
-        Ok(bytes) => {
-            ifnet.count_out(1, bytes, 0); // O5
-            Ok(())
-        }
-        Err(e) => {
-            ifnet.count_out(0, 0, 1);
-            Err(e)
-        }
-    }
+        })
+        .map_err(|_rejected| Errno::ENOBUFS)?; // O4: the rejected packet is freed here
+    unit.wake_all(state); // OUT-2
+    Ok(bytes)
 }
 
 /// demux: the family the write path put in the frame header (WR-1).
@@ -108,17 +160,22 @@ pub fn check_protocol(family: u32) -> Result<(), Errno> {
 }
 
 /// ioctl on the interface (section 8). Address arguments are `struct ifaddr *` and are never
-/// read; `IFF_UP` is read live, no shadow copy is kept.
-pub fn ioctl(_unit: usize, ifnet: Ifnet, cmd: u32, arg: &IfIoctlArg) -> Result<(), Errno> {
+/// read; `IFF_UP` is read live, no shadow copy is kept; a NULL argument is tolerated.
+pub fn ioctl(unit: usize, ifnet: Ifnet, cmd: u32, arg: &mut IfIoctlArg) -> Result<(), Errno> {
+    if cmd == ioctl::SIOCDIFADDR {
+        // The stack removes the address; nothing to do. Answered without the gate: unload
+        // removes the last addresses (ST-3) after the gate has closed, and XNU aborts the
+        // removal if the driver refuses.
+        return Ok(());
+    }
     let _gate = driver::enter()?;
     match cmd {
         ioctl::SIOCSIFADDR | ioctl::SIOCAIFADDR | ioctl::SIOCSIFDSTADDR => {
             ifnet.set_flags(flags::UP | flags::RUNNING, flags::UP | flags::RUNNING);
             Ok(())
         }
-        ioctl::SIOCDIFADDR | ioctl::SIOCSIFFLAGS | ioctl::SIOCADDMULTI | ioctl::SIOCDELMULTI => {
-            Ok(())
-        }
+        // SIOCSIFFLAGS: the stack has applied the flags already; any combination is fine.
+        ioctl::SIOCSIFFLAGS | ioctl::SIOCADDMULTI | ioctl::SIOCDELMULTI => Ok(()),
         ioctl::SIOCSIFMTU => {
             let mtu = arg.ifreq_mtu().ok_or(Errno::EINVAL)?;
             if !(TUN_MINMTU..=TUN_MAXMTU).contains(&mtu) {
@@ -127,8 +184,80 @@ pub fn ioctl(_unit: usize, ifnet: Ifnet, cmd: u32, arg: &IfIoctlArg) -> Result<(
             ifnet.set_mtu(mtu);
             Ok(())
         }
+        ioctl::SIOCGIFSTATUS => {
+            let pid = {
+                let unit = UNITS.get(unit).ok_or(Errno::ENXIO)?;
+                let state = unit.state.lock();
+                state.open.then_some(state.pid)
+            };
+            if let Some(ascii) = arg.ifstat_ascii() {
+                append_status(ascii, pid);
+            }
+            Ok(())
+        }
         _ => Err(Errno::EOPNOTSUPP),
     }
+}
+
+/// Appends `"\topen (pid P)\n"` or `"\tclosed\n"` to the NUL-terminated text in `ascii`
+/// (`IFSTATMAX` + 1 bytes), cutting it to fit and always leaving a terminating NUL.
+pub fn append_status(ascii: &mut [u8], pid: Option<i32>) {
+    let Some(last) = ascii.len().checked_sub(1) else {
+        return;
+    };
+    let end = ascii[..last].iter().position(|&b| b == 0).unwrap_or(last);
+    let mut text = TextBuf::new(&mut ascii[end..last]);
+    // TextBuf never fails; it cuts at the end of the buffer.
+    let _ = match pid {
+        Some(pid) => writeln!(text, "\topen (pid {pid})"),
+        None => writeln!(text, "\tclosed"),
+    };
+    let written = text.len;
+    ascii[end + written] = 0;
+}
+
+/// Removes every IPv4 and IPv6 address of `tun<unit>`, link-local included, through
+/// in-kernel sockets (`SIOCDIFADDR`, `SIOCDIFADDR_IN6`); their routes go with them (close step
+/// 4, ST-3). Returns how many could not be removed; each failure is logged. Call it without
+/// the unit mutex: the stack calls back into [`ioctl`].
+///
+/// Each address goes back exactly as `ifaddr_address` gave it: a link-local one keeps its
+/// embedded scope (the KAME form), which `in6_control` accepts for this interface.
+pub fn remove_addresses(unit: usize, ifnet: &Ifnet) -> u64 {
+    let name = interface_name(unit);
+    let list = match AddressList::of(ifnet) {
+        Ok(list) => list,
+        Err(e) => {
+            klog!("tun{}: cannot list addresses: errno {}", unit, e.code());
+            return 1;
+        }
+    };
+    let mut inet: Option<KernelSocket> = None;
+    let mut inet6: Option<KernelSocket> = None;
+    let mut failures = 0;
+    list.for_each_ip(|addr| {
+        let family = addr.family();
+        let slot = if family == AF_INET6 {
+            &mut inet6
+        } else {
+            &mut inet
+        };
+        let result = match slot.as_ref() {
+            Some(so) => so.remove_address(&name, &addr),
+            None => KernelSocket::new(family)
+                .and_then(|so| so.remove_address(&name, &addr).map(|()| *slot = Some(so))),
+        };
+        if let Err(e) = result {
+            failures += 1;
+            klog!(
+                "tun{}: removing an address of family {} failed: errno {}",
+                unit,
+                family,
+                e.code()
+            );
+        }
+    });
+    failures
 }
 
 /// detached: the interface is gone from the stack; unload may go on (ST-3). Not gated: unload
@@ -138,5 +267,34 @@ pub fn detached(unit: usize) {
         let mut state = unit.state.lock();
         state.detached = true;
         wakeup(unit.channel());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_are_nul_padded() {
+        assert_eq!(&interface_name(0)[..5], b"tun0\0");
+        assert_eq!(&interface_name(15)[..6], b"tun15\0");
+        assert!(interface_name(15)[5..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn status_text_is_appended_and_always_nul_terminated() {
+        let mut ascii = [0u8; ioctl::IFSTATMAX + 1];
+        ascii[..3].copy_from_slice(b"ab\0");
+        append_status(&mut ascii, Some(42));
+        assert_eq!(&ascii[..17], b"ab\topen (pid 42)\n");
+        assert_eq!(ascii[17], 0);
+        append_status(&mut ascii, None);
+        assert_eq!(&ascii[17..26], b"\tclosed\n\0");
+        let mut full = [b'x'; 8];
+        full[5] = 0;
+        append_status(&mut full, None);
+        assert_eq!(&full, b"xxxxx\tc\0");
+        let mut none: [u8; 0] = [];
+        append_status(&mut none, None);
     }
 }

@@ -27,13 +27,13 @@ pub const TUNSDEBUG: u32 = ioc(IOC_IN, b't', 90, INT);
 /// Reads the debug level.
 pub const TUNGDEBUG: u32 = ioc(IOC_OUT, b't', 89, INT);
 /// Sets MTU and baudrate from a `struct tuninfo`.
-pub const TUNSIFINFO: u32 = ioc(IOC_IN, b't', 91, 8);
+pub const TUNSIFINFO: u32 = ioc(IOC_IN, b't', 91, TUNINFO_LEN);
 /// Reads a `struct tuninfo`.
-pub const TUNGIFINFO: u32 = ioc(IOC_OUT, b't', 92, 8);
+pub const TUNGIFINFO: u32 = ioc(IOC_OUT, b't', 92, TUNINFO_LEN);
 /// Link-layer (sockaddr prefix) mode on or off.
 pub const TUNSLMODE: u32 = ioc(IOC_IN, b't', 93, INT);
 /// The interface name in a `struct ifreq`.
-pub const TUNGIFNAME: u32 = ioc(IOC_OUT, b't', 93, 32);
+pub const TUNGIFNAME: u32 = ioc(IOC_OUT, b't', 93, IFREQ_LEN);
 /// Point-to-point or broadcast interface mode.
 pub const TUNSIFMODE: u32 = ioc(IOC_IN, b't', 94, INT);
 /// The pid `SIOCGIFSTATUS` shows becomes the caller's.
@@ -57,6 +57,13 @@ pub const TIOCSPGRP: u32 = ioc(IOC_IN, b't', 118, INT);
 /// Reads the owner process group.
 pub const TIOCGPGRP: u32 = ioc(IOC_OUT, b't', 119, INT);
 
+/// `struct tuninfo`: `int baudrate`, `u16 mtu`, `u8 type`, `u8` pad (TUNSIFINFO/TUNGIFINFO).
+pub const TUNINFO_LEN: usize = 8;
+/// `IFSTATMAX`: the most text `SIOCGIFSTATUS` may hold, without its NUL (net/if.h).
+pub const IFSTATMAX: usize = 800;
+/// `IFNAMSIZ`: the name at the start of `struct ifreq` and `struct ifstat`.
+pub const IFNAMSIZ: usize = 16;
+
 /// Interface ioctls (net/if.h, sys/sockio.h), argument sizes for `struct ifreq` (32),
 /// `struct ifaliasreq` (64) and `struct ifstat` (16 + 800 + 1).
 pub const SIOCSIFADDR: u32 = ioc(IOC_IN, b'i', 12, 32);
@@ -75,7 +82,13 @@ pub const SIOCDELMULTI: u32 = ioc(IOC_IN, b'i', 50, 32);
 /// Sets the MTU.
 pub const SIOCSIFMTU: u32 = ioc(IOC_IN, b'i', 52, 32);
 /// Appends the driver's status text to a `struct ifstat`.
-pub const SIOCGIFSTATUS: u32 = ioc(IOC_INOUT, b'i', 61, 16 + 800 + 1);
+pub const SIOCGIFSTATUS: u32 = ioc(IOC_INOUT, b'i', 61, IFNAMSIZ + IFSTATMAX + 1);
+/// Removes an IPv6 address (`struct in6_ifreq`, 288 bytes on Darwin: its union holds
+/// `struct icmp6_ifstat`). The driver issues it on an in-kernel socket at close.
+pub const SIOCDIFADDR_IN6: u32 = ioc(IOC_IN, b'i', 25, 288);
+
+/// `struct ifreq`: a name, then a 16-byte union.
+pub const IFREQ_LEN: usize = 32;
 
 // The values in tun-contract.md, recomputed from the encoding above.
 static_assertions::const_assert_eq!(TUNSDEBUG, 0x8004_745a);
@@ -104,8 +117,15 @@ static_assertions::const_assert_eq!(SIOCSIFMTU, 0x8020_6934);
 static_assertions::const_assert_eq!(SIOCADDMULTI, 0x8020_6931);
 static_assertions::const_assert_eq!(SIOCDELMULTI, 0x8020_6932);
 static_assertions::const_assert_eq!(SIOCGIFSTATUS, 0xc331_693d);
+static_assertions::const_assert_eq!(SIOCDIFADDR_IN6, 0x8120_6919);
 
 /// Reads the `int` argument of an `IOC_IN` command.
 pub fn int_arg(arg: &[u8]) -> Option<i32> {
     Some(i32::from_ne_bytes(arg.get(..INT)?.try_into().ok()?))
+}
+
+/// Writes the `int` result of an `IOC_OUT` command; `None` if the buffer is too short.
+pub fn set_int_arg(arg: &mut [u8], value: i32) -> Option<()> {
+    arg.get_mut(..INT)?.copy_from_slice(&value.to_ne_bytes());
+    Some(())
 }

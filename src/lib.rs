@@ -15,6 +15,7 @@
 extern crate std;
 
 pub mod cdev;
+pub mod dev_ioctl;
 pub mod driver;
 pub mod errno;
 pub mod framing;
@@ -22,6 +23,7 @@ pub mod iface;
 pub mod ioctl;
 pub mod kpi;
 pub mod limits;
+pub mod owner;
 pub mod queue;
 pub mod unit;
 

@@ -1,11 +1,14 @@
 //! Per-unit state: one `/dev/tunN` and its interface `tunN`.
 //!
-//! Lock coverage: every field of [`UnitState`] is guarded by the unit's kernel mutex
-//! ([`Unit::state`]). Readers sleep on that mutex (msleep interlock) with the unit's address as
-//! the channel, so the emptiness check and the sleep are atomic with respect to enqueue (RD-5).
+//! Lock coverage: every field of [`UnitState`] (modes, owner, queue, counters, selinfo) is
+//! guarded by the unit's kernel mutex ([`Unit::state`]). Readers sleep on that mutex (msleep
+//! interlock) with the unit's address as the channel, so the emptiness check and the sleep
+//! are atomic with respect to enqueue (RD-5).
 //! Lock order: the driver's global mutex before a unit mutex; never the reverse. No unit mutex
 //! is held across a call that can re-enter the driver (`ifnet_input`, `ifnet_attach`,
-//! protocol attach, `ifnet_detach`).
+//! protocol attach, `ifnet_detach`, and `sock_ioctl` removing an address of the unit's own
+//! interface at close and unload). The driver-wide debug level is an atomic in
+//! [`crate::driver`], outside any unit.
 
 use crate::driver;
 use crate::errno::Errno;
@@ -14,6 +17,7 @@ use crate::kpi::ifnet::Ifnet;
 use crate::kpi::lock::{wakeup, Channel, Interruptible, KGuard, KMutex};
 use crate::kpi::select::SelInfo;
 use crate::limits::TUN_UNITS;
+use crate::owner::Owner;
 use crate::queue::{PacketQueue, QueuedPacket};
 
 /// How far the unit's interface has been built (contract U-4, U-5).
@@ -36,13 +40,97 @@ impl Setup {
     }
 }
 
-/// Counters the interface statistics do not carry (tun-contract.md section 12).
+/// The per-unit counters of tun-contract.md section 12. The first seven mirror the interface
+/// statistics (`netstat -I tunN`); the last three exist only here and in the debug dump.
+/// They start at 0 at load, survive close and go away at unload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UnitCounters {
-    /// Reads whose buffer was shorter than the framed packet (RD-2).
-    pub truncated_reads: u64,
+    /// Packets written and handed to the stack (W9).
+    pub ipackets: u64,
+    /// Their bytes, without the AF header.
+    pub ibytes: u64,
+    /// Writes refused (W2..W6).
+    pub ierrors: u64,
+    /// Packets the stack queued for the reader (O5).
+    pub opackets: u64,
+    /// Their bytes.
+    pub obytes: u64,
+    /// Output refused (O1..O4).
+    pub oerrors: u64,
+    /// Writes dropped without an error (W7, W8): the interface's `iqdrops`.
+    pub iqdrops: u64,
     /// Output packets refused because the queue was full (O4).
     pub queue_drops: u64,
+    /// Reads whose buffer was shorter than the framed packet (RD-2).
+    pub truncated_reads: u64,
+    /// Addresses close or unload could not remove (section 10 step 4).
+    pub address_removal_failures: u64,
+}
+
+/// One event the counters record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    /// W9: a packet of `bytes` handed to the stack. The interface statistics get it through
+    /// `ifnet_input`'s stats argument (WR-1), not through [`Count::to_ifnet`].
+    Input {
+        /// Packet length without the AF header.
+        bytes: u32,
+    },
+    /// W2..W6.
+    InputError,
+    /// W7, W8.
+    InputDrop,
+    /// O5: a packet of `bytes` queued.
+    Output {
+        /// Packet length.
+        bytes: u32,
+    },
+    /// O1..O3.
+    OutputError,
+    /// O4: an output error that is also a queue drop.
+    QueueDrop,
+    /// RD-2.
+    TruncatedRead,
+    /// Section 10 step 4, ST-3.
+    AddressRemovalFailure,
+}
+
+impl UnitCounters {
+    /// Records one event.
+    pub fn add(&mut self, count: Count) {
+        match count {
+            Count::Input { bytes } => {
+                self.ipackets += 1;
+                self.ibytes += u64::from(bytes);
+            }
+            Count::InputError => self.ierrors += 1,
+            Count::InputDrop => self.iqdrops += 1,
+            Count::Output { bytes } => {
+                self.opackets += 1;
+                self.obytes += u64::from(bytes);
+            }
+            Count::OutputError => self.oerrors += 1,
+            Count::QueueDrop => {
+                self.oerrors += 1;
+                self.queue_drops += 1;
+            }
+            Count::TruncatedRead => self.truncated_reads += 1,
+            Count::AddressRemovalFailure => self.address_removal_failures += 1,
+        }
+    }
+}
+
+impl Count {
+    /// Records the event in the interface statistics, where it appears there.
+    pub fn to_ifnet(self, ifnet: &Ifnet) {
+        match self {
+            Count::InputError => ifnet.count_in(0, 0, 1),
+            Count::InputDrop => ifnet.count_drop(),
+            Count::Output { bytes } => ifnet.count_out(1, bytes, 0),
+            Count::OutputError | Count::QueueDrop => ifnet.count_out(0, 0, 1),
+            Count::Input { .. } | Count::TruncatedRead | Count::AddressRemovalFailure => {}
+        }
+    }
 }
 
 /// The state of one unit. Guarded by the unit mutex (see the module doc).
@@ -51,12 +139,17 @@ pub struct UnitState {
     pub opening: bool,
     /// `d_open` succeeded and `d_close` has not run.
     pub open: bool,
+    /// `d_close` is removing addresses without the mutex; the unit is still claimed (a new
+    /// open → `EBUSY`) until it has restored the creation defaults.
+    pub closing: bool,
     /// The opener's pid (or the `TUNSIFPID` caller's); 0 when closed.
     pub pid: i32,
     /// `FIONBIO`: reads never sleep.
     pub nonblocking: bool,
     /// `FIOASYNC`: `SIGIO` on enqueue.
     pub async_io: bool,
+    /// Who gets `SIGIO` (`TIOCSPGRP`, IO-1..IO-5).
+    pub owner: Owner,
     /// The framing mode.
     pub framing: Framing,
     /// Packets waiting for a reader.
@@ -79,9 +172,11 @@ impl UnitState {
         UnitState {
             opening: false,
             open: false,
+            closing: false,
             pid: 0,
             nonblocking: false,
             async_io: false,
+            owner: Owner::None,
             framing: Framing::Raw,
             queue: PacketQueue::new(),
             ifnet: None,
@@ -94,18 +189,40 @@ impl UnitState {
             detached: false,
             sel: SelInfo::new(),
             counters: UnitCounters {
-                truncated_reads: 0,
+                ipackets: 0,
+                ibytes: 0,
+                ierrors: 0,
+                opackets: 0,
+                obytes: 0,
+                oerrors: 0,
+                iqdrops: 0,
                 queue_drops: 0,
+                truncated_reads: 0,
+                address_removal_failures: 0,
             },
         }
     }
 
-    /// Restores what a new opener must see (close, tun-contract.md section 10 step 5).
+    /// Restores what a new opener must see (close, tun-contract.md section 10 step 5): raw
+    /// framing, blocking, async off, no owner, no pid. The interface side is reset by close.
     pub fn reset_modes(&mut self) {
         self.pid = 0;
         self.nonblocking = false;
         self.async_io = false;
+        self.owner = Owner::None;
         self.framing = Framing::Raw;
+    }
+
+    /// Whether the unit is claimed by an open, an opener or a close in progress.
+    pub fn is_claimed(&self) -> bool {
+        self.open || self.opening || self.closing
+    }
+
+    /// Records `count` in the unit counters and, where it shows there, in the interface
+    /// statistics. Called with the mutex held (the guard proves it).
+    pub fn count(&mut self, ifnet: &Ifnet, count: Count) {
+        self.counters.add(count);
+        count.to_ifnet(ifnet);
     }
 }
 
@@ -179,4 +296,15 @@ impl Unit {
     pub fn readable(state: &UnitState) -> bool {
         !state.queue.is_empty() || !state.open || driver::is_dying()
     }
+}
+
+/// The counters of `unit` (section 12) for the host tests and the debug dump; `None` when the
+/// unit does not exist or the driver is not loaded. Takes the unit mutex.
+pub fn counters(unit: usize) -> Option<UnitCounters> {
+    let unit = UNITS.get(unit)?;
+    if !unit.state.is_installed() {
+        return None;
+    }
+    let state = unit.state.lock();
+    Some(state.counters)
 }

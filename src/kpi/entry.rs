@@ -245,8 +245,8 @@ pub extern "C" fn tun_if_ioctl(ifp: sys::ifnet_t, cmd: c_ulong, data: *mut c_voi
     let Some(unit) = unit_of(&ifp) else {
         return Errno::ENXIO.code();
     };
-    let arg = IfIoctlArg(data);
-    errno_of(iface::ioctl(unit, ifp, cmd as u32, &arg))
+    let mut arg = IfIoctlArg(data);
+    errno_of(iface::ioctl(unit, ifp, cmd as u32, &mut arg))
 }
 
 /// ifnet `detached`: detaching finished; the unit may now be freed.
@@ -298,5 +298,20 @@ impl IfIoctlArg {
         // SAFETY: for SIOCSIFMTU the stack passes a `struct ifreq` (32 bytes).
         let v = unsafe { core::ptr::read_unaligned(self.0.cast::<u8>().add(16).cast::<i32>()) };
         u32::try_from(v).ok()
+    }
+
+    /// The `ascii` text of a `struct ifstat`: `IFSTATMAX` + 1 bytes after the name.
+    pub fn ifstat_ascii(&mut self) -> Option<&mut [u8]> {
+        if self.0.is_null() {
+            return None;
+        }
+        // SAFETY: for SIOCGIFSTATUS the stack passes a `struct ifstat` of IFNAMSIZ +
+        // IFSTATMAX + 1 bytes (the size the command encodes), ours alone during the call.
+        Some(unsafe {
+            core::slice::from_raw_parts_mut(
+                self.0.cast::<u8>().add(crate::ioctl::IFNAMSIZ),
+                crate::ioctl::IFSTATMAX + 1,
+            )
+        })
     }
 }

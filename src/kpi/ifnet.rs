@@ -136,6 +136,18 @@ impl Ifnet {
         let _ = unsafe { sys::ifnet_set_mtu(self.raw(), mtu) };
     }
 
+    /// The link speed in bits per second (0 = unknown).
+    pub fn baudrate(&self) -> u64 {
+        // SAFETY: live ifnet.
+        unsafe { sys::ifnet_baudrate(self.raw()) }
+    }
+
+    /// Sets the link speed.
+    pub fn set_baudrate(&self, baudrate: u64) {
+        // SAFETY: live ifnet.
+        let _ = unsafe { sys::ifnet_set_baudrate(self.raw(), baudrate) };
+    }
+
     /// Hands one received packet to the stack, counting it in the interface statistics.
     pub fn input(&self, packet: Mbuf, bytes: u32) -> Result<(), Errno> {
         let stats = sys::ifnet_stat_increment_param {

@@ -177,6 +177,26 @@ impl<T> KGuard<'_, T> {
         };
         crate::errno::check(rc)
     }
+
+    /// Like [`KGuard::sleep`] without signals, but gives up after `millis` milliseconds
+    /// (`Ok` on a wakeup or a timeout alike: callers re-check their condition). For waits whose
+    /// waker cannot take this mutex, so that a wakeup sent before the sleep is never fatal.
+    pub fn sleep_timeout(&mut self, chan: Channel, millis: u32) {
+        let mut ts = sys::timespec {
+            tv_sec: (millis / 1000).into(),
+            tv_nsec: ((millis % 1000) * 1_000_000).into(),
+        };
+        // SAFETY: as in `sleep`; `ts` is a valid relative interval for the call.
+        let _ = unsafe {
+            sys::msleep(
+                chan.0,
+                self.mtx,
+                sys::PZERO as i32,
+                c"tunnel".as_ptr(),
+                &mut ts,
+            )
+        };
+    }
 }
 
 impl<T> Deref for KGuard<'_, T> {

@@ -6,6 +6,7 @@
 //! stay free of `unsafe`; each `unsafe` block says why it holds.
 #![allow(unsafe_code)]
 
+pub mod addr;
 pub mod entry;
 pub mod ifnet;
 pub mod lock;

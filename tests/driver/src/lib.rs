@@ -121,3 +121,53 @@ pub fn ipv6_udp(src: [u8; 16], dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
 pub fn configure_ipv4(name: &str) {
     xnu_sim::stack::add_address(name, AF_INET, &[10, 0, 0, 1]).expect("ifconfig inet");
 }
+
+/// The text `ifconfig tunN` prints from the driver (`SIOCGIFSTATUS`), up to its NUL.
+pub fn if_status(name: &str) -> String {
+    let mut ifs = vec![0u8; 16 + 800 + 1];
+    ifs[..name.len()].copy_from_slice(name.as_bytes());
+    xnu_sim::stack::ioctl(name, xnu_sim::stack::cmd::SIOCGIFSTATUS, &mut ifs)
+        .expect("SIOCGIFSTATUS");
+    let ascii = &ifs[16..];
+    let end = ascii.iter().position(|&b| b == 0).expect("NUL-terminated");
+    String::from_utf8(ascii[..end].to_vec()).unwrap()
+}
+
+/// The interface statistics of `name` (`netstat -I`).
+pub fn if_stats(name: &str) -> xnu_sim::ifnet::IfStats {
+    xnu_sim::ifnet::interface(name).expect("interface").stats
+}
+
+/// The driver's counters of unit `n` (section 12), read through the driver's accessor.
+pub fn counters(n: usize) -> tunnel::unit::UnitCounters {
+    tunnel::unit::counters(n).expect("driver loaded")
+}
+
+/// Waits (at most 10 s) until `n` threads sleep in `msleep`.
+pub fn wait_for_sleepers(n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while xnu_sim::sync::sleeping_threads() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no thread went to sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Sends `payload` from the stack through `tunN` toward an IPv4 peer.
+pub fn send_ipv4(name: &str, payload: &[u8]) -> Result<(), xnu_sim::Errno> {
+    xnu_sim::stack::output(name, AF_INET, &sockaddr_in([10, 0, 0, 2]), payload)
+}
+
+/// Sends `payload` from the stack through `tunN` toward an IPv6 peer.
+pub fn send_ipv6(name: &str, payload: &[u8]) -> Result<(), xnu_sim::Errno> {
+    xnu_sim::stack::output(name, AF_INET6, &sockaddr_in6(V6_PEER), payload)
+}
+
+/// The IPv6 addresses the tests use: local, peer and a link-local one.
+pub const V6_LOCAL: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+/// See [`V6_LOCAL`].
+pub const V6_PEER: [u8; 16] = [0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+/// See [`V6_LOCAL`].
+pub const V6_LINK_LOCAL: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];

@@ -24,6 +24,9 @@ pub struct Config {
     pub spurious_wakeups: bool,
     /// Deliver ifnet callbacks (output) late, while a detach is in progress.
     pub late_detach_callbacks: bool,
+    /// Keep the bytes of BPF taps and of packets the stack receives, for tests to read. Off,
+    /// they are only counted (benchmarks).
+    pub capture: bool,
     /// Bundle identifier `kextload` expects in `kmod_info.name`.
     pub bundle_id: String,
 }
@@ -42,6 +45,7 @@ impl Config {
             perturb: false,
             spurious_wakeups: false,
             late_detach_callbacks: false,
+            capture: true,
             bundle_id: "org.tunnelkext.tunnel".to_string(),
         }
     }
@@ -142,6 +146,8 @@ pub enum Fault {
     CopyOut,
     /// `uiomove` from the user (writes) returns `EFAULT`.
     CopyIn,
+    /// `sock_socket` returns `ENOBUFS`.
+    SockSocket,
 }
 
 /// When injected faults fire.

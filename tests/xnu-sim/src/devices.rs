@@ -18,7 +18,9 @@ pub const BUILTIN_MAJORS: &[usize] = &[
 enum Slot {
     Free,
     Builtin,
-    Kext(cdevsw),
+    /// The 112 bytes the entry was registered with, padding included: `cdevsw_remove`
+    /// compares them (a typed copy of the struct need not preserve padding).
+    Kext([u8; 112]),
 }
 
 /// A devfs node.
@@ -68,15 +70,19 @@ fn with<R>(f: impl FnOnce(&mut Devices) -> R) -> R {
         }))
 }
 
-fn bytes_of(csw: &cdevsw) -> [u8; 112] {
-    // SAFETY: cdevsw is 112 bytes of plain data (padding included, which is what XNU compares).
-    unsafe { std::mem::transmute_copy(csw) }
+/// The raw bytes at `csw`, padding included (XNU compares them with `memcmp`).
+///
+/// # Safety
+/// `csw` points to 112 readable bytes.
+unsafe fn bytes_at(csw: *const cdevsw) -> [u8; 112] {
+    std::ptr::read_unaligned(csw.cast::<[u8; 112]>())
 }
 
 /// The driver's entry table registered at `major`, if any.
 pub(crate) fn entry(major: i32) -> Option<cdevsw> {
     with(|d| match d.cdevsw.get(major as usize) {
-        Some(Slot::Kext(csw)) => Some(*csw),
+        // SAFETY: 112 bytes copied from a cdevsw.
+        Some(Slot::Kext(raw)) => Some(unsafe { std::ptr::read_unaligned(raw.as_ptr().cast()) }),
         _ => None,
     })
 }
@@ -118,7 +124,7 @@ pub(crate) fn live_registrations() -> (usize, usize) {
         let slots = d
             .cdevsw
             .iter()
-            .filter(|s| matches!(s, Slot::Kext(_)))
+            .filter(|s| matches!(s, Slot::Kext(..)))
             .count();
         let nodes = d
             .nodes
@@ -134,7 +140,7 @@ unsafe extern "C" fn cdevsw_add(index: c_int, csw: *const cdevsw) -> c_int {
     if config::should_fail(Fault::CdevswAdd) {
         return -1;
     }
-    let csw = *csw;
+    let raw = bytes_at(csw);
     with(|d| {
         let candidates: Vec<usize> = if index < 0 {
             let from = if index == -1 { 0 } else { (-index) as usize };
@@ -144,7 +150,7 @@ unsafe extern "C" fn cdevsw_add(index: c_int, csw: *const cdevsw) -> c_int {
         };
         for i in candidates {
             if matches!(d.cdevsw.get(i), Some(Slot::Free)) {
-                d.cdevsw[i] = Slot::Kext(csw);
+                d.cdevsw[i] = Slot::Kext(raw);
                 return i as c_int;
             }
         }
@@ -154,9 +160,9 @@ unsafe extern "C" fn cdevsw_add(index: c_int, csw: *const cdevsw) -> c_int {
 
 #[no_mangle]
 unsafe extern "C" fn cdevsw_remove(index: c_int, csw: *const cdevsw) -> c_int {
-    let given = bytes_of(&*csw);
+    let given = bytes_at(csw);
     with(|d| match d.cdevsw.get(index as usize) {
-        Some(Slot::Kext(stored)) if bytes_of(stored) == given => {
+        Some(Slot::Kext(stored)) if *stored == given => {
             d.cdevsw[index as usize] = Slot::Free;
             index
         }

@@ -4,10 +4,15 @@
 use crate::abi::*;
 use crate::config::{self, Fault};
 use crate::errno::Errno;
+use crate::fasthash::AddrMap;
 use crate::mbuf;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::Mutex;
+
+/// How many taps per interface the simulator keeps (a long traffic run must not grow without
+/// bound); `tap_count` counts them all.
+pub const TAP_LOG: usize = 4096;
 
 /// Lifecycle of an ifnet (detach is asynchronous; a detached ifnet is never attached again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +76,8 @@ pub struct IfInfo {
     pub flags: u16,
     /// MTU.
     pub mtu: u32,
+    /// Link speed (`ifnet_set_baudrate`), 0 = unknown.
+    pub baudrate: u64,
     /// Lifecycle state.
     pub state: IfState,
     /// Interface index (0 until attached).
@@ -95,24 +102,31 @@ pub(crate) struct SimIfnet {
     pub(crate) callbacks: ifnet_init_params,
     pub(crate) flags: u16,
     pub(crate) mtu: u32,
+    baudrate: u64,
     pub(crate) state: IfState,
     refs: i64,
     index: u32,
     pub(crate) protocols: HashMap<u32, ifnet_attach_proto_param>,
     bpf: Option<(u32, u32)>,
     stats: IfStats,
-    taps: Vec<Tap>,
+    /// The last `TAP_LOG` taps (older ones are dropped; `tapped` counts all).
+    taps: std::collections::VecDeque<Tap>,
+    tapped: u64,
     untapped: u64,
     pub(crate) addresses: Vec<(u32, Vec<u8>)>,
     /// Packets the stack received through this interface: (family, bytes).
     received: Vec<(u32, Vec<u8>)>,
     /// Packets the stack dropped at input (bad demux, no protocol).
     stack_drops: u64,
+    /// Packets delivered to a protocol without being recorded (capture off).
+    delivered: u64,
+    /// Stack calls (output, ioctl) inside the driver through this interface right now.
+    iorefs: u64,
 }
 
 #[derive(Default)]
 struct Ifnets {
-    table: HashMap<usize, SimIfnet>,
+    table: AddrMap<usize, SimIfnet>,
     next_handle: usize,
     next_index: u32,
     plumbers: std::collections::HashSet<(u32, u32)>,
@@ -165,6 +179,7 @@ pub fn interface(name: &str) -> Option<IfInfo> {
             uniqueid: i.uniqueid.clone(),
             flags: i.flags,
             mtu: i.mtu,
+            baudrate: i.baudrate,
             state: i.state,
             index: i.index,
             bpf: i.bpf,
@@ -204,13 +219,25 @@ pub fn stack_drops(name: &str) -> u64 {
 /// What BPF saw on `name`.
 pub fn taps(name: &str) -> Vec<Tap> {
     by_name(name)
-        .map(|h| with_if(h, |i| i.taps.clone()))
+        .map(|h| with_if(h, |i| i.taps.iter().cloned().collect()))
+        .unwrap_or_default()
+}
+
+/// Takes (and forgets) what BPF saw on `name` (a long-running host keeps memory bounded).
+pub fn take_taps(name: &str) -> Vec<Tap> {
+    by_name(name)
+        .map(|h| with_if(h, |i| std::mem::take(&mut i.taps).into()))
         .unwrap_or_default()
 }
 
 /// Taps on `name` made without a BPF attachment.
 pub fn untapped(name: &str) -> u64 {
     by_name(name).map_or(0, |h| with_if(h, |i| i.untapped))
+}
+
+/// Every tap BPF saw on `name`, including those no longer kept in [`taps`].
+pub fn tap_count(name: &str) -> u64 {
+    by_name(name).map_or(0, |h| with_if(h, |i| i.tapped))
 }
 
 /// Registers another kext's global plumber for (protocol, interface family).
@@ -281,17 +308,21 @@ unsafe extern "C" fn ifnet_allocate(init: *const ifnet_init_params, out: *mut if
                 callbacks: p,
                 flags: 0,
                 mtu: 0,
+                baudrate: 0,
                 state: IfState::Allocated,
                 refs: 1,
                 index: 0,
                 protocols: HashMap::new(),
                 bpf: None,
                 stats: IfStats::default(),
-                taps: Vec::new(),
+                taps: std::collections::VecDeque::new(),
+                tapped: 0,
                 untapped: 0,
                 addresses: Vec::new(),
                 received: Vec::new(),
                 stack_drops: 0,
+                delivered: 0,
+                iorefs: 0,
             },
         );
         h
@@ -362,6 +393,11 @@ extern "C" fn ifnet_detach(ifp: ifnet_t) -> errno_t {
             with(|t| {
                 t.table.get_mut(&ifp_addr).expect("detaching ifnet").state = IfState::Detached
             });
+            // XNU waits for the I/O references of calls already inside the driver before
+            // the detached callback (dlil.c ifnet_detach_final); no new call can start now.
+            while with(|t| t.table[&ifp_addr].iorefs) != 0 {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
             if let Some(cb) = detach {
                 crate::kext::in_kext(|| unsafe { cb(ifp) });
             }
@@ -373,6 +409,42 @@ extern "C" fn ifnet_detach(ifp: ifnet_t) -> errno_t {
         },
     ));
     0
+}
+
+/// An I/O reference on an attached (or detaching) interface, held by a stack call while it is
+/// inside the driver's callbacks; the detach waits for it.
+pub(crate) struct IoRef(usize);
+
+impl IoRef {
+    /// The interface.
+    pub(crate) fn ifp(&self) -> ifnet_t {
+        self.0 as ifnet_t
+    }
+}
+
+impl Drop for IoRef {
+    fn drop(&mut self) {
+        with(|t| {
+            if let Some(i) = t.table.get_mut(&self.0) {
+                i.iorefs -= 1;
+            }
+        });
+    }
+}
+
+/// Takes an I/O reference on interface `name`: `ENXIO` unless it is attached or detaching.
+pub(crate) fn io_ref(name: &str) -> Result<IoRef, Errno> {
+    with(|t| {
+        let (&h, i) = t
+            .table
+            .iter_mut()
+            .find(|(_, i)| {
+                i.name == name && matches!(i.state, IfState::Attached | IfState::Detaching)
+            })
+            .ok_or(Errno::ENXIO)?;
+        i.iorefs += 1;
+        Ok(IoRef(h))
+    })
 }
 
 /// Perturbation: the stack sends one more packet while the detach is in progress.
@@ -579,6 +651,14 @@ fn tap(
     header: *const c_void,
     hlen: usize,
 ) -> errno_t {
+    if !config::config().capture {
+        mbuf::check_packet_len(m);
+        with_if(ifp, |i| match i.bpf {
+            None => i.untapped += 1,
+            Some(_) => i.tapped += 1,
+        });
+        return 0;
+    }
     let packet = mbuf::packet_bytes(m);
     // SAFETY: the caller passes `hlen` readable bytes (or none).
     let header = if header.is_null() {
@@ -590,7 +670,11 @@ fn tap(
         if i.bpf.is_none() {
             i.untapped += 1;
         } else {
-            i.taps.push(Tap {
+            i.tapped += 1;
+            if i.taps.len() == TAP_LOG {
+                i.taps.pop_front();
+            }
+            i.taps.push_back(Tap {
                 outbound,
                 dlt,
                 header,
@@ -671,7 +755,7 @@ fn deliver(ifp: ifnet_t, m: mbuf_t) {
         ifp as usize,
         "ifnet_input: pkthdr.rcvif is not the interface"
     );
-    let _ = mbuf::packet_bytes(m); // checks pkthdr.len = sum of m_len
+    mbuf::check_packet_len(m);
     let demux = with_if(ifp, |i| i.callbacks.demux).expect("demux callback");
     // SAFETY: live mbuf.
     let header = unsafe { mbuf_pkthdr_header(m) }.cast::<c_char>();
@@ -697,15 +781,52 @@ fn deliver(ifp: ifnet_t, m: mbuf_t) {
 #[no_mangle]
 extern "C" fn proto_input(pf: u32, m: mbuf_t) -> errno_t {
     let ifp = mbuf::rcvif(m) as ifnet_t;
-    let bytes = mbuf::packet_bytes(m);
-    with_if(ifp, |i| i.received.push((pf, bytes)));
+    let name = with_if(ifp, |i| i.name.clone());
+    let hook = INPUT_HOOKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|h| h.get(&name).cloned());
+    match hook {
+        // Called without any simulator lock held.
+        Some(hook) => hook(pf, &mbuf::packet_bytes(m)),
+        None if config::config().capture => {
+            let bytes = mbuf::packet_bytes(m);
+            with_if(ifp, |i| i.received.push((pf, bytes)));
+        }
+        None => with_if(ifp, |i| i.delivered += 1),
+    }
     mbuf::free_chain(m);
     0
 }
 
+/// A push-style consumer of what the stack receives on one interface: `(family, packet)`.
+pub type InputHook = std::sync::Arc<dyn Fn(u32, &[u8]) + Send + Sync>;
+
+static INPUT_HOOKS: Mutex<Option<HashMap<String, InputHook>>> = Mutex::new(None);
+
+/// Hands every packet the stack receives on interface `name` to `hook` (called from
+/// `proto_input`, on the driver's thread, with no simulator lock held) instead of recording
+/// it for [`received`]/[`take_received`]; `None` removes the hook. For hosts that bridge the
+/// simulated stack to a real one (tests/tunnel-sim) and must not poll.
+pub fn set_input_hook(name: &str, hook: Option<InputHook>) {
+    let mut hooks = INPUT_HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    let hooks = hooks.get_or_insert_with(HashMap::new);
+    match hook {
+        Some(h) => hooks.insert(name.to_string(), h),
+        None => hooks.remove(name),
+    };
+}
+
 #[no_mangle]
-extern "C" fn ifnet_set_baudrate(_ifp: ifnet_t, _baudrate: u64) -> errno_t {
+extern "C" fn ifnet_set_baudrate(ifp: ifnet_t, baudrate: u64) -> errno_t {
+    with_if(ifp, |i| i.baudrate = baudrate);
     0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_baudrate(ifp: ifnet_t) -> u64 {
+    with_if(ifp, |i| i.baudrate)
 }
 
 /// For the syscall layer: whether `c_int` errors are "success" at the stack (EOPNOTSUPP on

@@ -31,6 +31,10 @@ pub struct LeakReport {
     pub select_records: usize,
     /// `proc_find` references not released.
     pub proc_refs: i64,
+    /// In-kernel sockets not closed (`sock_socket` without `sock_close`).
+    pub sockets: usize,
+    /// Address lists not freed (`ifnet_get_address_list` without `ifnet_free_address_list`).
+    pub address_lists: usize,
 }
 
 impl LeakReport {
@@ -57,6 +61,8 @@ pub fn leaks() -> LeakReport {
         cdevsw_slots,
         select_records: crate::sync::live_select_records(),
         proc_refs: proc::outstanding_refs(),
+        sockets: crate::socket::live_sockets(),
+        address_lists: crate::ifaddr::live_address_lists(),
     }
 }
 
@@ -90,6 +96,18 @@ static KEXT: Mutex<Kext> = Mutex::new(Kext {
 /// Whether the kext is loaded.
 pub fn is_loaded() -> bool {
     KEXT.lock().unwrap().loaded
+}
+
+/// Marks a test driver as loaded, for the simulator's own tests (tests/xnu-sim/tests): a
+/// cdevsw and callbacks defined in the test binary, registered straight through the KPI, with
+/// no `kmod_info`, `start` or `stop`. Calls through its entry points then pass [`in_kext`].
+/// `kextunload` refuses it (`WrongState`): a test driver is never unloaded.
+pub fn load_test_driver() {
+    assert!(config::booted(), "xnu-sim: boot() first");
+    let mut k = KEXT.lock().unwrap();
+    assert!(!k.loaded, "load_test_driver: a kext is already loaded");
+    k.loaded = true;
+    k.kmod = 0;
 }
 
 /// Runs driver code: the kext must be loaded (a call into an unloaded kext is a panic).
@@ -171,8 +189,8 @@ pub fn kextunload() -> Result<(), KextError> {
         let k = KEXT.lock().unwrap();
         (k.kmod, k.loaded)
     };
-    if !loaded {
-        return Err(KextError::WrongState);
+    if !loaded || kmod == 0 {
+        return Err(KextError::WrongState); // not loaded, or a test driver (no stop routine)
     }
     // SAFETY: kmod_info of the loaded kext.
     let stop = unsafe { (*(kmod as *mut kmod_info)).stop }.expect("stop routine");

@@ -3,7 +3,8 @@
 
 use crate::abi::*;
 use crate::config::{self, Fault};
-use std::collections::{HashMap, VecDeque};
+use crate::fasthash::AddrMap;
+use std::collections::VecDeque;
 use std::ffi::{c_int, c_uint, c_void};
 use std::sync::Mutex;
 
@@ -29,7 +30,7 @@ struct SimMbuf {
 
 #[derive(Default)]
 struct Mbufs {
-    live: HashMap<usize, Box<SimMbuf>>,
+    live: AddrMap<usize, Box<SimMbuf>>,
     quarantine: VecDeque<Box<SimMbuf>>,
     allocated: u64,
 }
@@ -158,6 +159,23 @@ pub(crate) fn packet_bytes(m: mbuf_t) -> Vec<u8> {
     })
 }
 
+/// Checks `pkthdr.len` = the sum of `m_len` over the chain, without copying.
+pub(crate) fn check_packet_len(m: mbuf_t) {
+    with(|t| {
+        let hdr_len = seg(t, m).pkthdr.as_ref().map(|h| h.len);
+        let mut sum = 0;
+        let mut cur = m as usize;
+        while cur != 0 {
+            let mb = seg(t, cur as mbuf_t);
+            sum += mb.len;
+            cur = mb.next;
+        }
+        if let Some(l) = hdr_len {
+            assert_eq!(l, sum, "mbuf {m:p}: pkthdr.len {l} != sum of m_len {sum}");
+        }
+    })
+}
+
 /// `pkthdr.rcvif` of a packet.
 pub(crate) fn rcvif(m: mbuf_t) -> usize {
     with(|t| seg(t, m).pkthdr.as_ref().map_or(0, |h| h.rcvif))
@@ -187,8 +205,12 @@ unsafe extern "C" fn mbuf_allocpacket(
     maxchunks: *mut c_uint,
     out: *mut mbuf_t,
 ) -> errno_t {
+    if packetlen == 0 {
+        return crate::Errno::EINVAL.0; // xnu bsd/kern/kpi_mbuf.c
+    }
     if how == MBUF_DONTWAIT && config::should_fail(Fault::MbufAlloc) {
-        return crate::Errno::ENOBUFS.0;
+        // No memory: ENOMEM. ENOBUFS is only for "more than *maxchunks segments" (kpi_mbuf.c).
+        return crate::Errno::ENOMEM.0;
     }
     if how == MBUF_WAITOK {
         config::perturb_point(); // may block, never fails

@@ -3,7 +3,7 @@
 
 use crate::abi::*;
 use crate::errno::{check, Errno};
-use crate::ifnet::{self, with_if, IfState};
+use crate::ifnet::{self, with_if};
 use crate::mbuf;
 use std::ffi::{c_char, c_void};
 
@@ -29,19 +29,19 @@ pub mod cmd {
     pub const SIOCGIFSTATUS: u32 = 0xc331_693d;
 }
 
-fn attached(name: &str) -> Result<ifnet_t, Errno> {
-    let ifp = ifnet::by_name(name).ok_or(Errno::ENXIO)?;
-    match with_if(ifp, |i| i.state) {
-        IfState::Attached | IfState::Detaching => Ok(ifp),
-        _ => Err(Errno::ENXIO),
-    }
+/// The interface `name` while attached (or detaching), with an I/O reference held until the
+/// returned guard drops: its detach does not complete while a stack call is inside the driver
+/// (XNU dlil.c `ifnet_datamov_begin`/`ifnet_decr_iorefcnt`).
+fn attached(name: &str) -> Result<ifnet::IoRef, Errno> {
+    ifnet::io_ref(name)
 }
 
 /// The stack sends `payload` through interface `name` toward `dest` (a sockaddr, `sa_len`
 /// first): protocol pre-output, then the framer, then the driver's output (DLIL order; the
 /// driver taps BPF itself).
 pub fn output(name: &str, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
-    let ifp = attached(name)?;
+    let io = attached(name)?;
+    let ifp = io.ifp();
     let (proto, framer, output) = with_if(ifp, |i| {
         (
             i.protocols.get(&family).copied(),
@@ -98,7 +98,8 @@ fn ifreq(name: &str, value: i32) -> [u8; 32] {
 /// `ifconfig NAME up/down/...`: the generic layer applies the flags first, then tells the
 /// driver (`SIOCSIFFLAGS`).
 pub fn set_flags(name: &str, set: u16, clear: u16) -> Result<(), Errno> {
-    let ifp = attached(name)?;
+    let io = attached(name)?;
+    let ifp = io.ifp();
     let flags = with_if(ifp, |i| {
         i.flags = (i.flags | set) & !clear;
         i.flags
@@ -113,7 +114,8 @@ pub fn set_flags(name: &str, set: u16, clear: u16) -> Result<(), Errno> {
 
 /// `ifconfig NAME mtu M`: passed to the driver, which sets it (or refuses).
 pub fn set_mtu(name: &str, mtu: i32) -> Result<(), Errno> {
-    let ifp = attached(name)?;
+    let io = attached(name)?;
+    let ifp = io.ifp();
     let mut req = ifreq(name, mtu);
     check(ifnet::call_ioctl(
         ifp,
@@ -126,7 +128,8 @@ pub fn set_mtu(name: &str, mtu: i32) -> Result<(), Errno> {
 /// the driver with `SIOCSIFADDR` (first address of the family) or `SIOCAIFADDR`, whose
 /// argument is an opaque `struct ifaddr *`. `EOPNOTSUPP` from the driver counts as success.
 pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
-    let ifp = attached(name)?;
+    let io = attached(name)?;
+    let ifp = io.ifp();
     let first = with_if(ifp, |i| {
         let first = !i.addresses.iter().any(|(f, _)| *f == family);
         i.addresses.push((family, addr.to_vec()));
@@ -147,7 +150,8 @@ pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
 
 /// `ifconfig NAME ADDR -alias` / `delete`: fails with `EADDRNOTAVAIL` (49) if absent.
 pub fn delete_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
-    let ifp = attached(name)?;
+    let io = attached(name)?;
+    let ifp = io.ifp();
     let found = with_if(ifp, |i| {
         let before = i.addresses.len();
         i.addresses.retain(|(f, a)| !(*f == family && a == addr));
@@ -164,9 +168,18 @@ pub fn delete_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno>
     }
 }
 
+/// `ifconfig NAME destroy` (`SIOCIFDESTROY`): only cloned interfaces can be destroyed, and
+/// tun on macOS has no interface cloner, so `if_clone_lookup` fails → `EINVAL` and the
+/// interface persists (contract C2 step 7). The driver is not called.
+pub fn destroy(name: &str) -> Result<(), Errno> {
+    attached(name)?;
+    Err(Errno::EINVAL)
+}
+
 /// Any interface ioctl, passed to the driver as is (the test builds the argument).
 pub fn ioctl(name: &str, command: u32, arg: &mut [u8]) -> Result<(), Errno> {
-    let ifp = attached(name)?;
+    let io = attached(name)?;
+    let ifp = io.ifp();
     let data: *mut c_void = if arg.is_empty() {
         std::ptr::null_mut()
     } else {

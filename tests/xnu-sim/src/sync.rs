@@ -8,10 +8,12 @@
 use crate::abi::*;
 use crate::config::{self, Fault};
 use crate::errno::Errno;
+use crate::fasthash::AddrMap;
 use crate::proc;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -65,7 +67,7 @@ pub(crate) struct SimMutex {
 
 #[derive(Default)]
 struct LockTables {
-    mutexes: HashMap<usize, Arc<SimMutex>>,
+    mutexes: AddrMap<usize, Arc<SimMutex>>,
     groups: HashMap<usize, String>,
     grp_attrs: HashSet<usize>,
     attrs: HashSet<usize>,
@@ -352,6 +354,13 @@ pub(crate) fn msleep_impl(
         }
     }
     config::perturb_point();
+    // Before sleep, sometimes a long delay: a caller that released its lock before calling
+    // msleep (NULL mutex) has a window here in which an enqueue and its wakeup are lost; the
+    // delay widens it so perturbation mode catches that bug. With an interlock the delay is
+    // harmless: the mutex is still held.
+    if config::booted() && config::config().perturb && config::chance(0.2) {
+        std::thread::sleep(Duration::from_micros(config::random_range(50..1000) as u64));
+    }
     let tid = proc::current_tid();
     let mut s = sched();
     s.sleepers.push(Sleeper {
@@ -364,8 +373,20 @@ pub(crate) fn msleep_impl(
         unlock_mutex(mtx);
     }
     let deadline = timeout.map(|t| Instant::now() + t);
+    // Spurious wakeups come only at the start of a sleep: they still make every caller
+    // re-check its condition, but never end a sleep whose wakeup was lost (which a later
+    // spurious wakeup would hide).
+    let spurious = config::booted() && config::config().spurious_wakeups && config::chance(0.05);
     let result;
     loop {
+        if HOLD_SLEEPERS.load(Ordering::SeqCst) {
+            // Runnable but not scheduled yet (see `hold_sleepers`).
+            s = SCHED_CV
+                .wait_timeout(s, Duration::from_millis(1))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            continue;
+        }
         if catch {
             if let Some(restart) = proc::pending_signal_restarts() {
                 result = signal_result(restart); // signals win over a wakeup
@@ -381,7 +402,7 @@ pub(crate) fn msleep_impl(
             result = 0;
             break;
         }
-        if config::booted() && config::config().spurious_wakeups && config::chance(0.02) {
+        if spurious {
             result = 0; // spurious: legal, callers re-check
             break;
         }
@@ -427,6 +448,8 @@ extern "C" fn wakeup(chan: *mut c_void) {
         s.lost_wakeups += 1;
     }
     SCHED_CV.notify_all();
+    drop(s);
+    config::perturb_point(); // around the wakeup: the woken thread may run first
 }
 
 #[no_mangle]
@@ -442,6 +465,30 @@ extern "C" fn wakeup_one(chan: *mut c_char) {
         None => s.lost_wakeups += 1,
     }
     SCHED_CV.notify_all();
+}
+
+static HOLD_SLEEPERS: AtomicBool = AtomicBool::new(false);
+
+/// While the returned guard lives, threads in `msleep` do not run: whatever wakes them
+/// (wakeup, signal, timeout) is only looked at once the guard is dropped, as when a woken
+/// thread has not been scheduled yet. Lets a test post a wakeup and a signal "at the same
+/// time" (xnu bsd/kern/kern_synch.c: signals are delivered first).
+pub fn hold_sleepers() -> HeldSleepers {
+    assert!(
+        !HOLD_SLEEPERS.swap(true, Ordering::SeqCst),
+        "hold_sleepers: already held"
+    );
+    HeldSleepers(())
+}
+
+/// See [`hold_sleepers`].
+pub struct HeldSleepers(());
+
+impl Drop for HeldSleepers {
+    fn drop(&mut self) {
+        HOLD_SLEEPERS.store(false, Ordering::SeqCst);
+        notify_all();
+    }
 }
 
 /// Threads currently asleep on `chan`.
@@ -541,6 +588,8 @@ extern "C" fn selwakeup(sip: *mut c_void) {
         s.sel_fired.extend(calls);
     }
     SCHED_CV.notify_all();
+    drop(s);
+    config::perturb_point();
 }
 
 #[no_mangle]

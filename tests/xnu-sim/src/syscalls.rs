@@ -41,6 +41,9 @@ pub struct Fd(pub i32);
 struct OpenFile {
     dev: dev_t,
     flags: AtomicI32,
+    /// `revoke(2)` closed the device under this descriptor (deadfs from then on: its close
+    /// no longer reaches the driver).
+    revoked: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -113,6 +116,7 @@ pub fn open(path: &str, flags: i32) -> Result<Fd, Errno> {
             Arc::new(OpenFile {
                 dev: node.dev,
                 flags: AtomicI32::new(flags),
+                revoked: std::sync::atomic::AtomicBool::new(false),
             }),
         );
         *f.opens.entry(node.dev).or_default() += 1;
@@ -133,13 +137,43 @@ pub fn dup(fd: Fd) -> Result<Fd, Errno> {
     }))
 }
 
+/// `fork(2)`, as far as descriptors go: a new process with the caller's uid, in the caller's
+/// process group, whose descriptor table shares every open file of the caller (not a second
+/// open). Returns the child's pid.
+pub fn fork() -> Pid {
+    let parent = proc::current_pid();
+    let child = proc::spawn_process(proc::uid_of(parent));
+    if let Some(pgid) = proc::pgid_of(parent) {
+        proc::set_pgid(child, pgid);
+    }
+    files(|f| {
+        let shared: Vec<(i32, Arc<OpenFile>)> = f
+            .fds
+            .iter()
+            .filter(|((pid, _), _)| *pid == parent)
+            .map(|((_, fd), of)| (*fd, of.clone()))
+            .collect();
+        for (fd, of) in shared {
+            f.fds.insert((child, fd), of);
+        }
+        if let Some(&next) = f.next_fd.get(&parent) {
+            f.next_fd.insert(child, next);
+        }
+    });
+    child
+}
+
 /// `close(2)`: `d_close` on the last close of the device.
 pub fn close(fd: Fd) -> Result<(), Errno> {
     let pid = proc::current_pid();
     let last = files(|f| {
         let of = f.fds.remove(&(pid, fd.0)).ok_or(Errno::EBADF)?;
-        if Arc::strong_count(&of) > 1 {
-            return Ok(None); // another descriptor shares this open file
+        // Another descriptor (dup, fork) still shares this open file, or it was revoked.
+        // Descriptors, not references: a thread inside read or select on this descriptor
+        // holds a reference too, and it is this close that must release it (RD-6).
+        if f.fds.values().any(|other| Arc::ptr_eq(other, &of)) || of.revoked.load(Ordering::SeqCst)
+        {
+            return Ok(None);
         }
         let n = f.opens.get_mut(&of.dev).expect("open count");
         *n -= 1;
@@ -161,6 +195,30 @@ pub fn close(fd: Fd) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// `revoke(2)` of a device path (`/dev/NAME`): `d_close` runs now, even while descriptors are
+/// open or threads are inside the driver through them (specfs `spec_close` with `FREVOKE`).
+/// Those descriptors stay valid; their later close does not reach the driver again.
+pub fn revoke(path: &str) -> Result<(), Errno> {
+    let name = path.strip_prefix("/dev/").ok_or(Errno::ENOENT)?;
+    let node = devices::node(name).ok_or(Errno::ENOENT)?;
+    let open = files(|f| {
+        let mut any = false;
+        for of in f.fds.values().filter(|of| of.dev == node.dev) {
+            any |= !of.revoked.swap(true, Ordering::SeqCst);
+        }
+        f.opens.remove(&node.dev);
+        any
+    });
+    if !open {
+        return Ok(());
+    }
+    let d_close = driver(node.dev).d_close.expect("d_close");
+    let rc = crate::kext::in_kext(|| unsafe {
+        d_close(node.dev, FREAD | FWRITE, S_IFCHR, current_proc_handle())
+    });
+    crate::errno::check(rc)
 }
 
 fn rdwr(fd: Fd, iovs: Vec<(*mut u8, usize)>, rw: c_int) -> Result<usize, Errno> {

@@ -1,0 +1,123 @@
+//! Interface address lists (xnu bsd/net/kpi_interface.h: `ifnet_get_address_list`,
+//! `ifnet_free_address_list`, `ifaddr_address`): a snapshot of the fake stack's addresses of
+//! one interface, the link-level (`AF_LINK`) address first as on XNU. Every entry stays
+//! referenced until the list is freed; a list never freed is a leak, and an entry used after
+//! its list was freed panics.
+
+use crate::abi::*;
+use crate::errno::Errno;
+use crate::ifnet::with_if;
+use std::ffi::c_void;
+use std::sync::Mutex;
+
+/// `AF_LINK` (Darwin).
+pub const AF_LINK: u32 = 18;
+/// `EMSGSIZE`: the caller's buffer is shorter than the address.
+const EMSGSIZE: Errno = Errno(40);
+
+/// One referenced address: the sockaddr bytes `ifaddr_address` copies out. Its handle is its
+/// address in the list's heap buffer, which never moves while the list lives.
+struct Entry {
+    sockaddr: Vec<u8>,
+}
+
+/// A list handed out: the NULL-terminated array the caller sees, and its entries.
+struct List {
+    array: Box<[usize]>,
+    entries: Vec<Entry>,
+}
+
+static LISTS: Mutex<Vec<List>> = Mutex::new(Vec::new());
+
+fn lists<R>(f: impl FnOnce(&mut Vec<List>) -> R) -> R {
+    f(&mut LISTS.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The sockaddr of an address of `family` (`sockaddr_in`, `sockaddr_in6` or `sockaddr_dl`).
+fn sockaddr_of(family: u32, addr: &[u8]) -> Vec<u8> {
+    match family {
+        AF_INET => {
+            let mut sa = vec![0u8; 16];
+            sa[0] = 16;
+            sa[1] = AF_INET as u8;
+            sa[4..4 + addr.len().min(4)].copy_from_slice(&addr[..addr.len().min(4)]);
+            sa
+        }
+        AF_INET6 => {
+            let mut sa = vec![0u8; 28];
+            sa[0] = 28;
+            sa[1] = AF_INET6 as u8;
+            sa[8..8 + addr.len().min(16)].copy_from_slice(&addr[..addr.len().min(16)]);
+            sa
+        }
+        _ => {
+            // sockaddr_dl: len, family, index(2), type, nlen, alen, slen, data[12]
+            let mut sa = vec![0u8; 20];
+            sa[0] = 20;
+            sa[1] = AF_LINK as u8;
+            sa[4] = IFT_OTHER as u8;
+            let n = addr.len().min(12);
+            sa[5] = n as u8;
+            sa[8..8 + n].copy_from_slice(&addr[..n]);
+            sa
+        }
+    }
+}
+
+/// Lists not yet freed (leak accounting).
+pub(crate) fn live_address_lists() -> usize {
+    lists(|l| l.len())
+}
+
+#[no_mangle]
+unsafe extern "C" fn ifnet_get_address_list(ifp: ifnet_t, out: *mut *mut *mut c_void) -> errno_t {
+    if ifp.is_null() || out.is_null() {
+        return Errno::EINVAL.0;
+    }
+    let (name, addresses) = with_if(ifp, |i| (i.name.clone(), i.addresses.clone()));
+    let mut entries: Vec<Entry> = vec![Entry {
+        sockaddr: sockaddr_of(AF_LINK, name.as_bytes()),
+    }];
+    entries.extend(addresses.iter().map(|(family, addr)| Entry {
+        sockaddr: sockaddr_of(*family, addr),
+    }));
+    let mut array: Vec<usize> = entries.iter().map(|e| e as *const Entry as usize).collect();
+    array.push(0);
+    let array = array.into_boxed_slice();
+    *out = array.as_ptr() as *mut *mut c_void;
+    lists(|l| l.push(List { array, entries }));
+    0
+}
+
+#[no_mangle]
+extern "C" fn ifnet_free_address_list(list: *mut *mut c_void) {
+    if list.is_null() {
+        return;
+    }
+    lists(|l| {
+        let at = l
+            .iter()
+            .position(|x| std::ptr::eq(x.array.as_ptr().cast::<*mut c_void>(), list))
+            .unwrap_or_else(|| panic!("ifnet_free_address_list {list:p}: not a live list"));
+        l.remove(at);
+    });
+}
+
+#[no_mangle]
+unsafe extern "C" fn ifaddr_address(ifa: *mut c_void, out: *mut c_void, size: u32) -> errno_t {
+    if ifa.is_null() || out.is_null() {
+        return Errno::EINVAL.0;
+    }
+    let sockaddr = lists(|l| {
+        l.iter()
+            .flat_map(|x| x.entries.iter())
+            .find(|e| std::ptr::eq(*e as *const Entry, ifa.cast::<Entry>()))
+            .map(|e| e.sockaddr.clone())
+    })
+    .unwrap_or_else(|| panic!("ifaddr {ifa:p}: not in a live address list (used after free?)"));
+    if sockaddr.len() > size as usize {
+        return EMSGSIZE.0;
+    }
+    std::ptr::copy_nonoverlapping(sockaddr.as_ptr(), out.cast::<u8>(), sockaddr.len());
+    0
+}
