@@ -1,0 +1,325 @@
+//! ifnet (xnu bsd/net/kpi_interface.h, bsd/net/dlil.c): `ifnet_detach` is asynchronous (it
+//! returns before the `detached` callback, which runs on another thread), a detached ifnet is
+//! never attached again, `ifnet_input` checks `rcvif` and `pkthdr.len`, and
+//! `proto_register_plumber` for a registered pair fails with `EEXIST`.
+
+mod common;
+
+use common::*;
+use std::ffi::{c_char, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use xnu_sim::abi::*;
+use xnu_sim::ifnet::{interface, received, IfState};
+use xnu_sim::Errno;
+
+extern "C" {
+    fn ifnet_allocate(init: *const ifnet_init_params, out: *mut ifnet_t) -> errno_t;
+    fn ifnet_attach(ifp: ifnet_t, ll: *const c_void) -> errno_t;
+    fn ifnet_detach(ifp: ifnet_t) -> errno_t;
+    fn ifnet_release(ifp: ifnet_t) -> errno_t;
+    fn ifnet_input(ifp: ifnet_t, m: mbuf_t, stats: *const ifnet_stat_increment_param) -> errno_t;
+    fn ifnet_attach_protocol(
+        ifp: ifnet_t,
+        pf: u32,
+        param: *const ifnet_attach_proto_param,
+    ) -> errno_t;
+    fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t;
+    fn proto_register_plumber(
+        pf: u32,
+        family: u32,
+        attach: *const c_void,
+        detach: *const c_void,
+    ) -> errno_t;
+    fn proto_input(pf: u32, m: mbuf_t) -> errno_t;
+    fn mbuf_setnextpkt(m: mbuf_t, next: mbuf_t);
+    fn mbuf_pkthdr_setlen(m: mbuf_t, len: usize);
+}
+
+/// Let the detached callback finish.
+static RELEASE: AtomicBool = AtomicBool::new(false);
+static DETACHED: AtomicBool = AtomicBool::new(false);
+/// The OS thread the detached callback ran on.
+static DETACH_THREAD: Mutex<Option<std::thread::ThreadId>> = Mutex::new(None);
+static DEMUXED: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" fn output(_ifp: ifnet_t, m: mbuf_t) -> errno_t {
+    mbuf_freem(m);
+    0
+}
+
+unsafe extern "C" fn demux(_ifp: ifnet_t, _m: mbuf_t, _h: *mut c_char, pf: *mut u32) -> errno_t {
+    DEMUXED.fetch_add(1, Ordering::SeqCst);
+    *pf = AF_INET;
+    0
+}
+
+unsafe extern "C" fn add_proto(_ifp: ifnet_t, _pf: u32, _d: *const c_void, _n: u32) -> errno_t {
+    0
+}
+
+unsafe extern "C" fn del_proto(_ifp: ifnet_t, _pf: u32) -> errno_t {
+    0
+}
+
+unsafe extern "C" fn detached(_ifp: ifnet_t) {
+    *DETACH_THREAD.lock().unwrap() = Some(std::thread::current().id());
+    wait_until(Duration::from_secs(10), || RELEASE.load(Ordering::SeqCst));
+    DETACHED.store(true, Ordering::SeqCst);
+}
+
+unsafe extern "C" fn proto_in(_ifp: ifnet_t, pf: u32, m: mbuf_t, _h: *mut c_char) -> errno_t {
+    proto_input(pf, m)
+}
+
+unsafe extern "C" fn pre_output(
+    _ifp: ifnet_t,
+    _pf: u32,
+    _m: *mut mbuf_t,
+    _dest: *const sockaddr,
+    _route: *mut c_void,
+    _t: *mut c_char,
+    _l: *mut c_char,
+) -> errno_t {
+    0
+}
+
+/// Marks the test driver loaded, allocates and attaches `simif0`.
+fn attach() -> ifnet_t {
+    boot();
+    xnu_sim::kext::load_test_driver();
+    let params = ifnet_init_params {
+        uniqueid: std::ptr::null(),
+        uniqueid_len: 0,
+        name: c"simif".as_ptr(),
+        unit: 0,
+        family: IFNET_FAMILY_TUN,
+        type_: IFT_OTHER,
+        output: Some(output),
+        demux: Some(demux),
+        add_proto: Some(add_proto),
+        del_proto: Some(del_proto),
+        check_multi: std::ptr::null(),
+        framer: None,
+        softc: std::ptr::null_mut(),
+        ioctl: None,
+        set_bpf_tap: std::ptr::null(),
+        detach: Some(detached),
+        event: std::ptr::null(),
+        broadcast_addr: std::ptr::null(),
+        broadcast_len: 0,
+    };
+    let mut ifp: ifnet_t = std::ptr::null_mut();
+    // SAFETY: valid params and out-pointer.
+    unsafe {
+        assert_eq!(ifnet_allocate(&params, &mut ifp), 0);
+        assert_eq!(ifnet_attach(ifp, std::ptr::null()), 0);
+    }
+    assert_eq!(interface("simif0").unwrap().state, IfState::Attached);
+    ifp
+}
+
+fn state() -> Option<IfState> {
+    interface("simif0").map(|i| i.state)
+}
+
+#[test]
+fn detach_is_asynchronous_and_the_callback_runs_on_another_thread() {
+    let ifp = attach();
+    RELEASE.store(false, Ordering::SeqCst);
+    // SAFETY: an attached ifnet.
+    assert_eq!(unsafe { ifnet_detach(ifp) }, 0);
+    // ifnet_detach returned while the detached callback has not finished.
+    assert!(
+        !DETACHED.load(Ordering::SeqCst),
+        "ifnet_detach waited for the callback"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || DETACH_THREAD
+            .lock()
+            .unwrap()
+            .is_some()),
+        "the detached callback never started"
+    );
+    assert_ne!(
+        DETACH_THREAD.lock().unwrap().unwrap(),
+        std::thread::current().id(),
+        "the detached callback runs on another thread"
+    );
+    assert!(!DETACHED.load(Ordering::SeqCst));
+    RELEASE.store(true, Ordering::SeqCst);
+    assert!(wait_until(Duration::from_secs(5), || DETACHED.load(Ordering::SeqCst)));
+    assert_eq!(
+        state(),
+        Some(IfState::Detached),
+        "our allocation reference keeps it"
+    );
+    // SAFETY: the reference from ifnet_allocate.
+    assert_eq!(unsafe { ifnet_release(ifp) }, 0);
+    assert!(
+        wait_until(Duration::from_secs(5), || state().is_none()),
+        "freed after release"
+    );
+    assert_eq!(xnu_sim::leaks().ifnets, 0);
+}
+
+#[test]
+fn detach_returns_while_detaching() {
+    // The state seen right after ifnet_detach returns: still detaching (the callback is held).
+    let ifp = attach();
+    RELEASE.store(false, Ordering::SeqCst);
+    // SAFETY: an attached ifnet.
+    assert_eq!(unsafe { ifnet_detach(ifp) }, 0);
+    let s = state();
+    assert!(
+        matches!(s, Some(IfState::Detaching) | Some(IfState::Detached)),
+        "{s:?}"
+    );
+    assert!(!DETACHED.load(Ordering::SeqCst));
+    RELEASE.store(true, Ordering::SeqCst);
+    assert!(wait_until(Duration::from_secs(5), || DETACHED.load(Ordering::SeqCst)));
+    // SAFETY: the allocation reference.
+    unsafe { ifnet_release(ifp) };
+}
+
+#[test]
+fn reattach_after_detach_panics() {
+    const NAME: &str = "reattach_after_detach_panics";
+    if is_child(NAME) {
+        let ifp = attach();
+        RELEASE.store(true, Ordering::SeqCst);
+        // SAFETY: an attached ifnet; re-attaching it after its detach must panic.
+        unsafe {
+            assert_eq!(ifnet_detach(ifp), 0);
+            assert!(wait_until(Duration::from_secs(5), || DETACHED.load(Ordering::SeqCst)));
+            ifnet_attach(ifp, std::ptr::null());
+        }
+        child_survived();
+    }
+    expect_kernel_panic(NAME, "a detached ifnet can never be attached again");
+}
+
+/// A packet chain of `len` bytes with rcvif = `ifp`.
+fn packet(ifp: ifnet_t, len: usize, fill: u8) -> mbuf_t {
+    let mut m: mbuf_t = std::ptr::null_mut();
+    let data = vec![fill; len];
+    // SAFETY: valid out-pointer; a fresh chain of `len` bytes.
+    unsafe {
+        assert_eq!(
+            mbuf_allocpacket(MBUF_WAITOK, len, std::ptr::null_mut(), &mut m),
+            0
+        );
+        assert_eq!(
+            mbuf_copyback(m, 0, len, data.as_ptr().cast(), MBUF_WAITOK),
+            0
+        );
+        if !ifp.is_null() {
+            mbuf_pkthdr_setrcvif(m, ifp);
+        }
+    }
+    m
+}
+
+fn attach_inet(ifp: ifnet_t) {
+    let param = ifnet_attach_proto_param {
+        demux_array: std::ptr::null(),
+        demux_count: 0,
+        input: Some(proto_in),
+        pre_output: Some(pre_output),
+        event: std::ptr::null(),
+        ioctl: std::ptr::null(),
+        detached: std::ptr::null(),
+        resolve: std::ptr::null(),
+        send_arp: std::ptr::null(),
+    };
+    // SAFETY: an attached ifnet and valid params.
+    assert_eq!(unsafe { ifnet_attach_protocol(ifp, AF_INET, &param) }, 0);
+}
+
+#[test]
+fn ifnet_input_delivers_a_nextpkt_list() {
+    let ifp = attach();
+    attach_inet(ifp);
+    let (a, b) = (packet(ifp, 60, 1), packet(ifp, 3000, 2));
+    // SAFETY: live packets; the list is handed to the stack.
+    unsafe {
+        mbuf_setnextpkt(a, b);
+        assert_eq!(ifnet_input(ifp, a, std::ptr::null()), 0);
+    }
+    assert_eq!(DEMUXED.load(Ordering::SeqCst), 2, "demux once per packet");
+    assert_eq!(
+        received("simif0"),
+        vec![(AF_INET, vec![1; 60]), (AF_INET, vec![2; 3000])]
+    );
+    assert_eq!(xnu_sim::leaks().mbufs, 0, "the stack consumed both");
+    // SAFETY: attached ifnet with AF_INET.
+    assert_eq!(unsafe { ifnet_detach_protocol(ifp, AF_INET) }, 0);
+}
+
+#[test]
+fn ifnet_input_checks_rcvif() {
+    const NAME: &str = "ifnet_input_checks_rcvif";
+    if is_child(NAME) {
+        let ifp = attach();
+        attach_inet(ifp);
+        let m = packet(std::ptr::null_mut(), 40, 0);
+        // SAFETY: a live packet without rcvif: must panic.
+        unsafe { ifnet_input(ifp, m, std::ptr::null()) };
+        child_survived();
+    }
+    expect_kernel_panic(NAME, "pkthdr.rcvif is not the interface");
+}
+
+#[test]
+fn ifnet_input_checks_pkthdr_len() {
+    const NAME: &str = "ifnet_input_checks_pkthdr_len";
+    if is_child(NAME) {
+        let ifp = attach();
+        attach_inet(ifp);
+        let m = packet(ifp, 40, 0);
+        // SAFETY: a live packet whose pkthdr.len disagrees with its m_len sum: must panic.
+        unsafe {
+            mbuf_pkthdr_setlen(m, 41);
+            ifnet_input(ifp, m, std::ptr::null());
+        }
+        child_survived();
+    }
+    expect_kernel_panic(NAME, "pkthdr.len 41 != sum of m_len 40");
+}
+
+#[test]
+fn proto_register_plumber_twice_is_eexist() {
+    boot();
+    // SAFETY: plain KPI calls (no callbacks are invoked by registration).
+    unsafe {
+        let plumb =
+            |pf| proto_register_plumber(pf, IFNET_FAMILY_TUN, std::ptr::null(), std::ptr::null());
+        assert_eq!(plumb(AF_INET), 0);
+        assert_eq!(
+            Errno(plumb(AF_INET)),
+            Errno::EEXIST,
+            "an already-registered pair"
+        );
+        assert_eq!(
+            plumb(AF_INET6),
+            0,
+            "another protocol family is another pair"
+        );
+        assert_eq!(
+            proto_register_plumber(
+                AF_INET,
+                IFNET_FAMILY_TUN + 1,
+                std::ptr::null(),
+                std::ptr::null()
+            ),
+            0,
+            "another interface family is another pair"
+        );
+    }
+    // Another kext (a second tun driver) got there first.
+    xnu_sim::ifnet::register_foreign_plumber(AF_INET, 99);
+    // SAFETY: as above.
+    let rc = unsafe { proto_register_plumber(AF_INET, 99, std::ptr::null(), std::ptr::null()) };
+    assert_eq!(rc, 17, "EEXIST (17)");
+}
