@@ -1,0 +1,25 @@
+//! tunnel-sim: the real tunnel.kext (C shim + Rust core) in the simulated kernel, carrying
+//! real Linux traffic. See the README section "Real traffic on Linux".
+//!
+//! - [`bridge`]: the IP-stack role, between a real Linux tun in a network namespace and the
+//!   driver's interface (`stack::output` one way, the sim's input hook the other).
+//! - [`fusedev`]: the simulated `/dev/tunN` as FUSE files for other processes.
+//! - [`relay`]: a VTun-like relay over any packet device (a FUSE file, or the syscall API).
+//! - [`ioctl_map`], [`errno_map`]: what has to be translated at the Linux boundary.
+
+pub mod bridge;
+pub mod errno_map;
+pub mod fusedev;
+pub mod ioctl_map;
+pub mod linux_tun;
+pub mod relay;
+
+/// Boots the simulated kernel and loads the real driver.
+pub fn boot_and_load(strict: bool) {
+    xnu_sim::boot(if strict {
+        xnu_sim::Config::strict()
+    } else {
+        xnu_sim::Config::fast()
+    });
+    xnu_sim::kextload(driver_tests::kmod()).expect("kextload");
+}

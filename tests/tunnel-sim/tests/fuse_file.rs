@@ -1,0 +1,290 @@
+//! The simulated /dev/tunN as a FUSE file (xnu-sim.md 6.3), used by this process through
+//! ordinary Linux system calls. Skips (passing, with a message) when not root or FUSE is
+//! unavailable; the in-process path (tests/inproc.rs) runs regardless.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tunnel_sim::bridge::{configure_sim_interface, route};
+use tunnel_sim::fusedev;
+use tunnel_sim::ioctl_map::bsd_to_linux;
+use xnu_sim::abi::AF_INET;
+use xnu_sim::{ifnet, stack};
+
+struct Mounted {
+    dir: PathBuf,
+    session: Option<(fuser::BackgroundSession, fusedev::OpenFiles)>,
+}
+
+impl Mounted {
+    fn path(&self, unit: usize) -> PathBuf {
+        self.dir.join(format!("tun{unit}"))
+    }
+
+    /// Unmounts, closes what is left, unloads with zero leaks.
+    fn finish(mut self) {
+        let (session, open) = self.session.take().unwrap();
+        for _ in 0..100 {
+            if open.count() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(session);
+        open.close_all();
+        driver_tests::unload_clean();
+    }
+}
+
+impl Drop for Mounted {
+    /// On a failed assertion: unmount and remove the directory anyway.
+    fn drop(&mut self) {
+        drop(self.session.take());
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Boots, loads and mounts; `None` (skip) when this machine cannot.
+fn mount(test: &str) -> Option<Mounted> {
+    // SAFETY: plain getter.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP {test}: not root (mounting FUSE needs root here)");
+        return None;
+    }
+    if let Err(why) = fusedev::available() {
+        eprintln!("SKIP {test}: FUSE unavailable: {why}");
+        return None;
+    }
+    tunnel_sim::boot_and_load(true);
+    let dir = std::env::temp_dir().join(format!("tunnel-sim-test.{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let session = fusedev::mount(&dir, 2, Arc::new(configure_sim_interface)).expect("mount");
+    Some(Mounted {
+        dir,
+        session: Some(session),
+    })
+}
+
+fn open(path: &PathBuf, nonblock: bool) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(if nonblock { libc::O_NONBLOCK } else { 0 })
+        .open(path)
+}
+
+fn send(name: &str, packet: &[u8]) {
+    let (family, dest) = route(packet).unwrap();
+    stack::output(name, family, &dest, packet).expect("stack output");
+}
+
+fn set_nonblock(f: &File, on: bool) {
+    // SAFETY: fcntl on an open descriptor.
+    unsafe {
+        let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        assert_eq!(libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags), 0);
+    }
+}
+
+/// RD-5/RD-6 through FUSE: a blocking read is parked and answered when the stack sends; while
+/// it is parked, a write on the same descriptor goes through (FOPEN_STREAM: no position lock).
+#[test]
+fn fuse_parked_read_is_answered_later_and_does_not_hold_up_a_write() {
+    let Some(m) = mount("fuse_parked_read") else {
+        return;
+    };
+    let file = Arc::new(open(&m.path(0), false).expect("open /dev/tun0 file"));
+    let reader = {
+        let file = Arc::clone(&file);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4096];
+            let n = (&*file).read(&mut buf).expect("parked read");
+            buf.truncate(n);
+            buf
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!reader.is_finished(), "the read must wait for a packet");
+    let up = driver_tests::ipv4_udp([10, 66, 0, 2], [10, 66, 0, 1], b"written while parked");
+    assert_eq!((&*file).write(&up).expect("write"), up.len()); // W9
+    assert_eq!(ifnet::received("tun0"), vec![(AF_INET, up)]);
+    assert!(!reader.is_finished());
+    let down = driver_tests::ipv4_udp([10, 66, 0, 1], [10, 66, 0, 2], &[7; 1200]);
+    send("tun0", &down);
+    assert_eq!(
+        reader.join().unwrap(),
+        down,
+        "RD-1: one packet, byte for byte"
+    );
+    drop(file);
+    m.finish();
+}
+
+/// RD-4 through FUSE, errno mapped to Linux; FIONBIO never reaches a FUSE server, so the
+/// O_NONBLOCK bit is watched and FIONBIO synthesised: clearing it makes reads block again.
+#[test]
+fn fuse_nonblocking_read_is_eagain_and_fionbio_follows_the_flag() {
+    let Some(m) = mount("fuse_nonblocking") else {
+        return;
+    };
+    let file = Arc::new(open(&m.path(1), true).expect("open O_NONBLOCK"));
+    let mut buf = [0u8; 2048];
+    let e = (&*file).read(&mut buf).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "Darwin 35 → Linux 11");
+    set_nonblock(&file, false);
+    let reader = {
+        let file = Arc::clone(&file);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 2048];
+            let n = (&*file).read(&mut buf).expect("blocking read");
+            buf.truncate(n);
+            buf
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        !reader.is_finished(),
+        "FIONBIO(0) reached the driver: the read blocks"
+    );
+    let p = driver_tests::ipv6_udp([0xfd; 16], [0xfe; 16], b"now blocking");
+    send("tun1", &p);
+    assert_eq!(reader.join().unwrap(), p);
+    set_nonblock(&file, true);
+    let e = (&*file).read(&mut buf).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "FIONBIO(1) again");
+    drop(file);
+    m.finish();
+}
+
+/// SEL-1/SEL-3 through FUSE: poll says writable, not readable, on an empty queue, and a
+/// sleeping poll is woken (FUSE notify) when the stack sends.
+#[test]
+fn fuse_poll_is_notified_when_a_packet_arrives() {
+    let Some(m) = mount("fuse_poll") else {
+        return;
+    };
+    let file = open(&m.path(0), true).expect("open");
+    let poll = |timeout_ms: i32| {
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        (rc, pfd.revents)
+    };
+    assert_eq!(poll(0), (0, 0), "empty queue: not readable");
+    let sender = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(200));
+        send(
+            "tun0",
+            &driver_tests::ipv4_udp([10, 66, 0, 1], [10, 66, 0, 2], b"wake"),
+        );
+    });
+    let started = std::time::Instant::now();
+    let (rc, revents) = poll(5000);
+    sender.join().unwrap();
+    assert_eq!(rc, 1);
+    assert_ne!(revents & libc::POLLIN, 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "woken by notify"
+    );
+    drop(file);
+    m.finish();
+}
+
+/// RD-1/RD-3 through FUSE: one read is one packet; a short buffer gets the front of the next
+/// packet and the rest is dropped; then the queue is empty.
+#[test]
+fn fuse_reads_keep_packet_boundaries() {
+    let Some(m) = mount("fuse_boundaries") else {
+        return;
+    };
+    let file = open(&m.path(0), true).expect("open");
+    let a = driver_tests::ipv4_udp([10, 66, 0, 1], [10, 66, 0, 2], &[1; 300]);
+    let b = driver_tests::ipv4_udp([10, 66, 0, 1], [10, 66, 0, 2], &[2; 500]);
+    send("tun0", &a);
+    send("tun0", &b);
+    let mut buf = vec![0u8; 65536];
+    let n = (&file).read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], &a[..]);
+    let mut small = [0u8; 10];
+    assert_eq!((&file).read(&mut small).unwrap(), 10);
+    assert_eq!(&small[..], &b[..10]);
+    let e = (&file).read(&mut buf).unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN),
+        "the rest of b was dropped"
+    );
+    drop(file);
+    m.finish();
+}
+
+/// U-3 through FUSE: the device is exclusive; the second open fails with EBUSY (16 on both).
+#[test]
+fn fuse_second_open_is_ebusy() {
+    let Some(m) = mount("fuse_ebusy") else {
+        return;
+    };
+    let first = open(&m.path(0), false).expect("first open");
+    let e = open(&m.path(0), false).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EBUSY));
+    drop(first);
+    m.finish();
+}
+
+/// IO-2 through FUSE: BSD ioctls sent with the Linux encoding reach the driver with their
+/// argument (TUNSIFHEAD in, TUNGIFHEAD out, TUNGIFNAME out); the raw BSD `_IOW` number is seen
+/// by Linux as a read-direction ioctl, its input is lost and the driver rejects it (ENOTTY).
+#[test]
+fn fuse_ioctls_are_remapped_to_bsd() {
+    let Some(m) = mount("fuse_ioctl") else {
+        return;
+    };
+    const TUNSIFHEAD: u32 = 0x8004_7460;
+    const TUNGIFHEAD: u32 = 0x4004_7461;
+    const TUNGIFNAME: u32 = 0x4020_745d; // _IOR('t', 93, struct ifreq)
+    let file = open(&m.path(1), false).expect("open");
+    let ioctl = |cmd: u32, arg: *mut libc::c_void| {
+        // SAFETY: arg points at a buffer of the command's size.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), cmd as libc::c_ulong, arg) };
+        if rc < 0 {
+            Err(std::io::Error::last_os_error().raw_os_error())
+        } else {
+            Ok(rc)
+        }
+    };
+    let mut name = [0u8; 32];
+    ioctl(bsd_to_linux(TUNGIFNAME), name.as_mut_ptr().cast()).expect("TUNGIFNAME");
+    assert_eq!(&name[..5], b"tun1\0");
+    let mut head: i32 = 0;
+    ioctl(bsd_to_linux(TUNGIFHEAD), (&mut head as *mut i32).cast()).expect("TUNGIFHEAD");
+    assert_eq!(head, 0, "raw mode at open");
+    let mut on: i32 = 1;
+    ioctl(bsd_to_linux(TUNSIFHEAD), (&mut on as *mut i32).cast()).expect("TUNSIFHEAD");
+    ioctl(bsd_to_linux(TUNGIFHEAD), (&mut head as *mut i32).cast()).expect("TUNGIFHEAD");
+    assert_eq!(
+        head, 1,
+        "the input of _IOW arrived, the output of _IOR came back"
+    );
+    let mut off: i32 = 0;
+    assert_eq!(
+        ioctl(TUNSIFHEAD, (&mut off as *mut i32).cast()),
+        Err(Some(libc::ENOTTY)),
+        "unmapped BSD _IOW: Linux copies out, not in"
+    );
+    drop(file);
+    m.finish();
+}
