@@ -111,8 +111,8 @@ pub fn close(minor: u32) -> Result<(), Errno> {
     };
     // 4: without the unit mutex, since the stack calls back into the interface ioctl.
     let failures = ifnet.map_or(0, |ifnet| iface::remove_addresses(unit.number(), &ifnet));
+    unit.counters.add_address_removal_failures(failures);
     let mut state = unit.state.lock();
-    state.counters.address_removal_failures += failures;
     if let Some(ifnet) = state.ifnet {
         // 5: the creation defaults (undoes TUNSIFMODE, TUNSIFINFO and SIOCSIFFLAGS edits).
         ifnet.set_flags(
@@ -130,7 +130,7 @@ pub fn close(minor: u32) -> Result<(), Errno> {
     state.reset_modes();
     state.closing = false;
     if driver::debug_level() != 0 {
-        log_counters(unit.number(), &state.counters);
+        log_counters(unit.number(), &unit.counters.snapshot());
     }
     unit.wake_all(&state); // 6
     Ok(())
@@ -178,7 +178,7 @@ pub fn read(minor: u32, uio: &mut Uio<'_>, nonblocking: bool) -> Result<(), Errn
     };
     if room < prefix.len() + item.packet.len() {
         // RD-2: the rest is freed below.
-        unit.state.lock().counters.add(Count::TruncatedRead);
+        unit.counters.add(Count::TruncatedRead);
     }
     uio.copy_out(&prefix[..prefix.len().min(room)])?;
     item.packet.copy_out(0, uio)?; // RD-8: on a fault the packet is freed all the same
@@ -208,7 +208,7 @@ pub fn write(minor: u32, uio: &mut Uio<'_>) -> Result<(), Errno> {
             bytes: packet.len() as u32,
         }, // W9
     };
-    unit.state.lock().count(&ifnet, count);
+    unit.count(&ifnet, count);
     let (packet, family) = match result? {
         Some(packet) => packet,
         None => return Ok(()), // dropped, full length written (W7, W8)
@@ -254,11 +254,8 @@ fn write_packet(
     packet.fill_from(uio)?; // W5
     let family = match header_family {
         Some(header) => framing::family_from_af_header(header)?, // W6, F-3
-        None => {
-            let mut first = [0u8; 1];
-            packet.copy_data(0, &mut first)?;
-            framing::family_from_version(first[0])? // W6
-        }
+        // W6; `body` > 0, so the packet has a first byte.
+        None => framing::family_from_version(packet.first_byte().ok_or(Errno::EINVAL)?)?,
     };
     if !ifnet.is_up() {
         return Ok(None); // W8

@@ -118,6 +118,7 @@ pub fn start() -> Result<(), Errno> {
     });
     for unit in &UNITS {
         unit.state.replace_unshared(UnitState::new());
+        unit.counters.reset();
     }
     GATE.inflight.store(0, SeqCst);
     GATE.stopping.store(false, SeqCst);
@@ -240,7 +241,7 @@ pub fn stop() -> Result<(), Errno> {
         // interface ioctl, so no unit mutex is held here.
         if setup.attached {
             let failures = crate::iface::remove_addresses(unit.number(), &ifnet);
-            unit.state.lock().counters.address_removal_failures += failures;
+            unit.counters.add_address_removal_failures(failures);
         }
         if setup.inet {
             let _ = ifnet.detach_protocol(AF_INET);

@@ -98,8 +98,8 @@ pub fn output(unit: usize, ifnet: Ifnet, mut packet: Mbuf) -> Result<(), Errno> 
         Err(Errno::ENOBUFS) => Count::QueueDrop, // O4
         Err(_) => Count::OutputError,            // O1..O3
     };
-    state.count(&ifnet, count);
-    // OUT-2, IO-6: SIGIO once the packet is queued, sent after the mutex is dropped.
+    unit.count(&ifnet, count); // before the mutex is dropped: a reader never sees an uncounted packet
+                               // OUT-2, IO-6: SIGIO once the packet is queued, sent after the mutex is dropped.
     let sigio = match result {
         Ok(_) if state.async_io => state.owner.target(),
         _ => None,

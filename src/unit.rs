@@ -1,7 +1,8 @@
 //! Per-unit state: one `/dev/tunN` and its interface `tunN`.
 //!
-//! Lock coverage: every field of [`UnitState`] (modes, owner, queue, counters, selinfo) is
-//! guarded by the unit's kernel mutex ([`Unit::state`]). Readers sleep on that mutex (msleep
+//! Lock coverage: every field of [`UnitState`] (modes, owner, queue, selinfo) is guarded by
+//! the unit's kernel mutex ([`Unit::state`]). The counters ([`Unit::counters`]) are atomics,
+//! outside the mutex: counting never takes it, so a write or a read holds the mutex once. Readers sleep on that mutex (msleep
 //! interlock) with the unit's address as the channel, so the emptiness check and the sleep
 //! are atomic with respect to enqueue (RD-5).
 //! Lock order: the driver's global mutex before a unit mutex; never the reverse. No unit mutex
@@ -19,6 +20,7 @@ use crate::kpi::select::SelInfo;
 use crate::limits::TUN_UNITS;
 use crate::owner::Owner;
 use crate::queue::{PacketQueue, QueuedPacket};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// How far the unit's interface has been built (contract U-4, U-5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,28 +97,107 @@ pub enum Count {
     AddressRemovalFailure,
 }
 
-impl UnitCounters {
+/// The counters of one unit, as atomics (relaxed: each is an independent statistic).
+pub struct CounterCells {
+    ipackets: AtomicU64,
+    ibytes: AtomicU64,
+    ierrors: AtomicU64,
+    opackets: AtomicU64,
+    obytes: AtomicU64,
+    oerrors: AtomicU64,
+    iqdrops: AtomicU64,
+    queue_drops: AtomicU64,
+    truncated_reads: AtomicU64,
+    address_removal_failures: AtomicU64,
+}
+
+impl CounterCells {
+    /// All zero.
+    pub const fn new() -> CounterCells {
+        CounterCells {
+            ipackets: AtomicU64::new(0),
+            ibytes: AtomicU64::new(0),
+            ierrors: AtomicU64::new(0),
+            opackets: AtomicU64::new(0),
+            obytes: AtomicU64::new(0),
+            oerrors: AtomicU64::new(0),
+            iqdrops: AtomicU64::new(0),
+            queue_drops: AtomicU64::new(0),
+            truncated_reads: AtomicU64::new(0),
+            address_removal_failures: AtomicU64::new(0),
+        }
+    }
+
+    fn bump(cell: &AtomicU64, by: u64) {
+        cell.fetch_add(by, Relaxed);
+    }
+
     /// Records one event.
-    pub fn add(&mut self, count: Count) {
+    pub fn add(&self, count: Count) {
         match count {
             Count::Input { bytes } => {
-                self.ipackets += 1;
-                self.ibytes += u64::from(bytes);
+                Self::bump(&self.ipackets, 1);
+                Self::bump(&self.ibytes, u64::from(bytes));
             }
-            Count::InputError => self.ierrors += 1,
-            Count::InputDrop => self.iqdrops += 1,
+            Count::InputError => Self::bump(&self.ierrors, 1),
+            Count::InputDrop => Self::bump(&self.iqdrops, 1),
             Count::Output { bytes } => {
-                self.opackets += 1;
-                self.obytes += u64::from(bytes);
+                Self::bump(&self.opackets, 1);
+                Self::bump(&self.obytes, u64::from(bytes));
             }
-            Count::OutputError => self.oerrors += 1,
+            Count::OutputError => Self::bump(&self.oerrors, 1),
             Count::QueueDrop => {
-                self.oerrors += 1;
-                self.queue_drops += 1;
+                Self::bump(&self.oerrors, 1);
+                Self::bump(&self.queue_drops, 1);
             }
-            Count::TruncatedRead => self.truncated_reads += 1,
-            Count::AddressRemovalFailure => self.address_removal_failures += 1,
+            Count::TruncatedRead => Self::bump(&self.truncated_reads, 1),
+            Count::AddressRemovalFailure => Self::bump(&self.address_removal_failures, 1),
         }
+    }
+
+    /// Records `n` addresses close or unload could not remove.
+    pub fn add_address_removal_failures(&self, n: u64) {
+        Self::bump(&self.address_removal_failures, n);
+    }
+
+    /// The values now.
+    pub fn snapshot(&self) -> UnitCounters {
+        UnitCounters {
+            ipackets: self.ipackets.load(Relaxed),
+            ibytes: self.ibytes.load(Relaxed),
+            ierrors: self.ierrors.load(Relaxed),
+            opackets: self.opackets.load(Relaxed),
+            obytes: self.obytes.load(Relaxed),
+            oerrors: self.oerrors.load(Relaxed),
+            iqdrops: self.iqdrops.load(Relaxed),
+            queue_drops: self.queue_drops.load(Relaxed),
+            truncated_reads: self.truncated_reads.load(Relaxed),
+            address_removal_failures: self.address_removal_failures.load(Relaxed),
+        }
+    }
+
+    /// Back to zero (load: counters start at 0 with the interface).
+    pub fn reset(&self) {
+        for cell in [
+            &self.ipackets,
+            &self.ibytes,
+            &self.ierrors,
+            &self.opackets,
+            &self.obytes,
+            &self.oerrors,
+            &self.iqdrops,
+            &self.queue_drops,
+            &self.truncated_reads,
+            &self.address_removal_failures,
+        ] {
+            cell.store(0, Relaxed);
+        }
+    }
+}
+
+impl Default for CounterCells {
+    fn default() -> Self {
+        CounterCells::new()
     }
 }
 
@@ -162,8 +243,6 @@ pub struct UnitState {
     pub detached: bool,
     /// `select(2)` records.
     pub sel: SelInfo,
-    /// Driver-only counters.
-    pub counters: UnitCounters,
 }
 
 impl UnitState {
@@ -188,18 +267,6 @@ impl UnitState {
             },
             detached: false,
             sel: SelInfo::new(),
-            counters: UnitCounters {
-                ipackets: 0,
-                ibytes: 0,
-                ierrors: 0,
-                opackets: 0,
-                obytes: 0,
-                oerrors: 0,
-                iqdrops: 0,
-                queue_drops: 0,
-                truncated_reads: 0,
-                address_removal_failures: 0,
-            },
         }
     }
 
@@ -217,13 +284,6 @@ impl UnitState {
     pub fn is_claimed(&self) -> bool {
         self.open || self.opening || self.closing
     }
-
-    /// Records `count` in the unit counters and, where it shows there, in the interface
-    /// statistics. Called with the mutex held (the guard proves it).
-    pub fn count(&mut self, ifnet: &Ifnet, count: Count) {
-        self.counters.add(count);
-        count.to_ifnet(ifnet);
-    }
 }
 
 impl Default for UnitState {
@@ -232,20 +292,30 @@ impl Default for UnitState {
     }
 }
 
-/// One unit: its state behind its kernel mutex.
+/// One unit: its state behind its kernel mutex, and its counters.
 pub struct Unit {
     /// The unit's state; see the module doc for lock coverage.
     pub state: KMutex<UnitState>,
+    /// Section 12 counters: atomics, taken without the mutex.
+    pub counters: CounterCells,
 }
 
 /// Every unit, in static storage: unit N is `UNITS[N]`.
 pub static UNITS: [Unit; TUN_UNITS] = [const {
     Unit {
         state: KMutex::new(UnitState::new()),
+        counters: CounterCells::new(),
     }
 }; TUN_UNITS];
 
 impl Unit {
+    /// Records `count` in the unit counters and, where it shows there, in the interface
+    /// statistics. Takes no lock.
+    pub fn count(&self, ifnet: &Ifnet, count: Count) {
+        self.counters.add(count);
+        count.to_ifnet(ifnet);
+    }
+
     /// The unit for a device minor number.
     pub fn get(minor: u32) -> Result<&'static Unit, Errno> {
         UNITS.get(minor as usize).ok_or(Errno::ENXIO)
@@ -299,12 +369,8 @@ impl Unit {
 }
 
 /// The counters of `unit` (section 12) for the host tests and the debug dump; `None` when the
-/// unit does not exist or the driver is not loaded. Takes the unit mutex.
+/// unit does not exist or the driver is not loaded.
 pub fn counters(unit: usize) -> Option<UnitCounters> {
     let unit = UNITS.get(unit)?;
-    if !unit.state.is_installed() {
-        return None;
-    }
-    let state = unit.state.lock();
-    Some(state.counters)
+    unit.state.is_installed().then(|| unit.counters.snapshot())
 }

@@ -114,6 +114,22 @@ impl Mbuf {
         Ok(copied)
     }
 
+    /// The first data byte, read in place from the first non-empty segment (no copy call).
+    pub fn first_byte(&self) -> Option<u8> {
+        let mut seg = self.raw();
+        while !seg.is_null() {
+            // SAFETY: `seg` is a segment of the chain we own; when its length is non-zero its
+            // data pointer addresses at least one initialised byte.
+            unsafe {
+                if sys::mbuf_len(seg) > 0 {
+                    return Some(*sys::mbuf_data(seg).cast::<u8>());
+                }
+                seg = sys::mbuf_next(seg);
+            }
+        }
+        None
+    }
+
     /// Copies `out.len()` bytes starting at `offset`.
     pub fn copy_data(&self, offset: usize, out: &mut [u8]) -> Result<(), Errno> {
         // SAFETY: `out` is writable for its length; the chain is ours.

@@ -4,6 +4,7 @@
 //! tunnel-sim host --ns-a A --ns-b B [--ns-host R] [--fuse DIR] [--relay inproc|none]
 //!                 [--strict] [--stats FILE] [--ready FILE] [--max-seconds N]
 //! tunnel-sim relay --dev PATH --bind IP:PORT --peer IP:PORT [--max-seconds N]
+//! tunnel-sim plain --ns-a A --ns-b B [--ns-host R] [--ready FILE] [--max-seconds N]
 //! ```
 //!
 //! `host` joins namespace R (if given) before anything else, boots the sim (fast, or strict
@@ -14,6 +15,9 @@
 //! stops everything, unloads the driver (leak-checked) and prints the final counters.
 //!
 //! `relay` is the VTun-like relay as its own process over a device file (the FUSE file).
+//!
+//! `plain` is the benchmark baseline (scripts/bench.sh, L2): the same two Linux tun devices,
+//! relayed by plain threads with one cross-thread queue hop per direction and no driver.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -200,6 +204,53 @@ fn host(args: &Args) -> Result<(), String> {
     }
 }
 
+/// The L2 baseline: tun0 (A) and tun1 (B) joined by a reader thread, a bounded queue and a
+/// writer thread per direction: the shape of the driver's path minus the driver.
+fn plain(args: &Args) -> Result<(), String> {
+    if let Some(ns) = args.value("--ns-host") {
+        linux_tun::enter_netns(&ns_path(&ns)).map_err(|e| format!("join {ns}: {e}"))?;
+    }
+    let max = Duration::from_secs(
+        args.value("--max-seconds")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(600),
+    );
+    install_signal_handlers();
+    let a = Arc::new(linux_side(&args.required("--ns-a")?, 0)?.tun);
+    let b = Arc::new(linux_side(&args.required("--ns-b")?, 1)?.tun);
+    let mut threads = Vec::new();
+    for (from, to) in [(Arc::clone(&a), Arc::clone(&b)), (b, a)] {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1024);
+        threads.push(std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while !STOP.load(Ordering::SeqCst) {
+                if let Ok(Some(n)) = from.read_timeout(&mut buf, Duration::from_millis(100)) {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }));
+        threads.push(std::thread::spawn(move || {
+            while let Ok(packet) = rx.recv() {
+                let _ = to.write(&packet);
+            }
+        }));
+    }
+    if let Some(ready) = args.value("--ready") {
+        write_atomic(&PathBuf::from(ready), "ready\n");
+    }
+    let started = Instant::now();
+    while !STOP.load(Ordering::SeqCst) && started.elapsed() < max {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    STOP.store(true, Ordering::SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
 fn relay_process(args: &Args) -> Result<(), String> {
     install_signal_handlers();
     let dev = args.required("--dev")?;
@@ -245,10 +296,12 @@ fn main() -> ExitCode {
     let result = match argv.first().map(String::as_str) {
         Some("host") => host(&args),
         Some("relay") => relay_process(&args),
+        Some("plain") => plain(&args),
         _ => Err(
             "usage: tunnel-sim host --ns-a A --ns-b B [--ns-host R] [--fuse DIR] \
                   [--relay inproc|none] [--strict] [--stats FILE] [--ready FILE] \
-                  [--max-seconds N] | tunnel-sim relay --dev PATH --bind IP:PORT --peer IP:PORT"
+                  [--max-seconds N] | tunnel-sim relay --dev PATH --bind IP:PORT --peer IP:PORT \
+                  | tunnel-sim plain --ns-a A --ns-b B [--ns-host R] [--ready FILE]"
                 .to_string(),
         ),
     };
