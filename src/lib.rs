@@ -1,7 +1,7 @@
 //! tunnel: the `no_std` core of tunnel.kext, BSD tun(4) character devices (`/dev/tunN`) and
 //! point-to-point interfaces (`tunN`) for macOS.
 //!
-//! The core talks to the kernel only through [`kpi`], the one module that may use `unsafe`.
+//! The core talks to the kernel only through [`kpi`], the one module where `unsafe_code` is allowed.
 //! Everything above it is plain Rust on plain data: per-unit state ([`unit`]), the packet queue
 //! ([`queue`]), framing ([`framing`]), the character-device entry points ([`cdev`]), the
 //! interface callbacks ([`iface`]) and load/unload ([`driver`]). The core never blocks on its

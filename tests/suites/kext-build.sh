@@ -6,21 +6,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 root=$PWD
-passed=0
-failed=0
-skipped=0
-pass() { echo "PASS $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-skip() { echo "SKIP $*"; skipped=$((skipped + 1)); }
-finish() {
-    if [ "$skipped" -gt 0 ]; then
-        echo "$passed passed, $failed failed, $skipped skipped"
-    else
-        echo "$passed passed, $failed failed"
-    fi
-    [ "$failed" -eq 0 ]
-    exit
-}
+# shellcheck source=tests/suites/lib/report.sh
+. tests/suites/lib/report.sh
 
 if [ "$(uname -s)" = Darwin ]; then
     objdump=${OBJDUMP:-objdump}

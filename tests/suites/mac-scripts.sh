@@ -14,18 +14,8 @@ fake=$repo/tests/mac-scripts/fake-mac.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/mac-scripts.XXXXXX") || { echo "FAIL cannot create a temp dir"; echo "0 passed, 1 failed"; exit 1; }
 trap 'rm -rf "$tmp"' EXIT
 
-passed=0
-failed=0
-skipped=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-skip() { echo "SKIP $1"; skipped=$((skipped + 1)); }
-# fail NAME [DETAIL...]: details are indented under the FAIL line.
-fail() {
-    echo "FAIL $1"
-    shift
-    for d in "$@"; do printf '%s\n' "$d" | sed 's/^/    /'; done
-    failed=$((failed + 1))
-}
+# shellcheck source=tests/suites/lib/report.sh
+. "$repo/tests/suites/lib/report.sh"
 
 # --- the fake Mac -------------------------------------------------------------------------------
 bin=$tmp/bin
@@ -567,9 +557,4 @@ else
     fail "shellcheck scripts/*.sh, scripts/lib/mac-common.sh and this suite" "shellcheck is not installed (apt-get install shellcheck)"
 fi
 
-if [ "$skipped" -gt 0 ]; then
-    echo "$passed passed, $failed failed, $skipped skipped"
-else
-    echo "$passed passed, $failed failed"
-fi
-[ "$failed" -eq 0 ]
+report

@@ -8,21 +8,19 @@ cd "$(dirname "$0")/../.." || exit 1
 baseline=tests/perf-baseline.txt
 packets=300
 size=1500
-passed=0
-failed=0
+# shellcheck source=tests/suites/lib/report.sh
+. tests/suites/lib/report.sh
 
 if ! command -v valgrind >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null 2>&1 || true
 fi
 if ! command -v valgrind >/dev/null 2>&1; then
-    echo "SKIP valgrind is not available: no instruction counts"
-    echo "0 passed, 0 failed, 1 skipped"
-    exit 0
+    skip "valgrind is not available: no instruction counts"
+    finish
 fi
 if ! cargo build --quiet --profile perf -p tunnel-bench; then
-    echo "FAIL building the benchmark binary"
-    echo "0 passed, 1 failed"
-    exit 1
+    fail "building the benchmark binary"
+    finish
 fi
 
 measure() { # path -> driver instructions per packet
@@ -55,15 +53,11 @@ for path in write read; do
     base=$(awk -v p="$path" '$1 == p {print $2}' "$baseline" 2>/dev/null)
     value=${now[$path]}
     if [ -z "$base" ] || [ -z "$value" ]; then
-        echo "FAIL $path path: no figure (baseline '${base}', measured '${value}')"
-        failed=$((failed + 1))
+        fail "$path path: no figure (baseline '${base}', measured '${value}')"
     elif [ "$value" -le $((base * 120 / 100)) ]; then
-        echo "PASS $path path: $value driver instructions/packet (baseline $base, limit +20%)"
-        passed=$((passed + 1))
+        pass "$path path: $value driver instructions/packet (baseline $base, limit +20%)"
     else
-        echo "FAIL $path path: $value driver instructions/packet, more than 20% above the baseline $base"
-        failed=$((failed + 1))
+        fail "$path path: $value driver instructions/packet, more than 20% above the baseline $base"
     fi
 done
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -14,26 +14,8 @@ TR_REPO=$(cd "$(dirname "$0")/../.." && pwd)
 # shellcheck source=scripts/lib/traffic.sh
 . "$TR_REPO/scripts/lib/traffic.sh"
 
-passed=0
-failed=0
-skipped=0
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-skip() { echo "SKIP $1"; skipped=$((skipped + 1)); }
-fail() {
-    echo "FAIL $1"
-    shift
-    for d in "$@"; do printf '%s\n' "$d" | sed 's/^/    /'; done
-    failed=$((failed + 1))
-}
-finish() {
-    if [ "$skipped" -gt 0 ]; then
-        echo "$passed passed, $failed failed, $skipped skipped"
-    else
-        echo "$passed passed, $failed failed"
-    fi
-    [ "$failed" -eq 0 ]
-    exit
-}
+# shellcheck source=tests/suites/lib/report.sh
+. "$TR_REPO/tests/suites/lib/report.sh"
 # shellcheck disable=SC2317 # called by the trap
 on_exit() { tr_cleanup; }
 trap on_exit EXIT

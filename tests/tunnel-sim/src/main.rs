@@ -58,6 +58,14 @@ impl Args {
     fn required(&self, name: &str) -> Result<String, String> {
         self.value(name).ok_or_else(|| format!("missing {name}"))
     }
+    /// `--max-seconds N`: how long the process may run at most (default 600 s).
+    fn max_seconds(&self) -> Duration {
+        Duration::from_secs(
+            self.value("--max-seconds")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(600),
+        )
+    }
 }
 
 fn ns_path(name: &str) -> String {
@@ -125,11 +133,7 @@ fn host(args: &Args) -> Result<(), String> {
     let ns_a = args.required("--ns-a")?;
     let ns_b = args.required("--ns-b")?;
     let stats = args.value("--stats").map(PathBuf::from);
-    let max = Duration::from_secs(
-        args.value("--max-seconds")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(600),
-    );
+    let max = args.max_seconds();
     install_signal_handlers();
     tunnel_sim::boot_and_load(args.flag("--strict"));
     let sides = vec![linux_side(&ns_a, 0)?, linux_side(&ns_b, 1)?];
@@ -210,11 +214,7 @@ fn plain(args: &Args) -> Result<(), String> {
     if let Some(ns) = args.value("--ns-host") {
         linux_tun::enter_netns(&ns_path(&ns)).map_err(|e| format!("join {ns}: {e}"))?;
     }
-    let max = Duration::from_secs(
-        args.value("--max-seconds")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(600),
-    );
+    let max = args.max_seconds();
     install_signal_handlers();
     let a = Arc::new(linux_side(&args.required("--ns-a")?, 0)?.tun);
     let b = Arc::new(linux_side(&args.required("--ns-b")?, 1)?.tun);
@@ -262,11 +262,7 @@ fn relay_process(args: &Args) -> Result<(), String> {
         .required("--peer")?
         .parse()
         .map_err(|e| format!("--peer: {e}"))?;
-    let max = Duration::from_secs(
-        args.value("--max-seconds")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(600),
-    );
+    let max = args.max_seconds();
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

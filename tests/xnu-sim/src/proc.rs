@@ -34,6 +34,20 @@ struct Process {
     refs: i64,
 }
 
+impl Process {
+    /// A process of `uid`, leading a process group of its own.
+    fn new(uid: u32, pid: Pid) -> Process {
+        Process {
+            uid,
+            pgid: pid,
+            handlers: HashMap::new(),
+            pending: HashSet::new(),
+            received: Vec::new(),
+            refs: 0,
+        }
+    }
+}
+
 struct Procs {
     table: HashMap<Pid, Process>,
     next_pid: Pid,
@@ -60,17 +74,7 @@ struct ThreadCtx {
 pub(crate) fn boot() {
     let mut table = HashMap::new();
     for (pid, uid) in [(KERNEL_PID, 0), (INIT_PID, 0)] {
-        table.insert(
-            pid,
-            Process {
-                uid,
-                pgid: pid,
-                handlers: HashMap::new(),
-                pending: HashSet::new(),
-                received: Vec::new(),
-                refs: 0,
-            },
-        );
+        table.insert(pid, Process::new(uid, pid));
     }
     *PROCS.lock().unwrap() = Some(Procs {
         table,
@@ -108,17 +112,7 @@ pub fn spawn_process(uid: u32) -> Pid {
     with(|p| {
         let pid = p.next_pid;
         p.next_pid += 1;
-        p.table.insert(
-            pid,
-            Process {
-                uid,
-                pgid: pid,
-                handlers: HashMap::new(),
-                pending: HashSet::new(),
-                received: Vec::new(),
-                refs: 0,
-            },
-        );
+        p.table.insert(pid, Process::new(uid, pid));
         pid
     })
 }

@@ -153,26 +153,31 @@ pub(crate) fn live_locks() -> (usize, usize, usize, usize) {
     })
 }
 
-#[no_mangle]
-extern "C" fn lck_grp_attr_alloc_init() -> *mut c_void {
+/// Allocates an attribute object tracked in the set `set` picks (fault-injectable).
+fn alloc_attribute(set: fn(&mut LockTables) -> &mut HashSet<usize>) -> *mut c_void {
     if config::should_fail(Fault::LockAlloc) {
         return std::ptr::null_mut();
     }
     locks(|t| {
         let h = new_handle(t);
-        t.grp_attrs.insert(h);
+        set(t).insert(h);
         h as *mut c_void
     })
 }
 
+/// Frees an attribute object; a handle that is not live panics (`what` names the call).
+fn free_attribute(set: fn(&mut LockTables) -> &mut HashSet<usize>, attr: *mut c_void, what: &str) {
+    locks(|t| assert!(set(t).remove(&(attr as usize)), "{what} {attr:p}: not live"));
+}
+
+#[no_mangle]
+extern "C" fn lck_grp_attr_alloc_init() -> *mut c_void {
+    alloc_attribute(|t| &mut t.grp_attrs)
+}
+
 #[no_mangle]
 extern "C" fn lck_grp_attr_free(attr: *mut c_void) {
-    locks(|t| {
-        assert!(
-            t.grp_attrs.remove(&(attr as usize)),
-            "lck_grp_attr_free {attr:p}: not live"
-        )
-    });
+    free_attribute(|t| &mut t.grp_attrs, attr, "lck_grp_attr_free");
 }
 
 #[no_mangle]
@@ -216,24 +221,12 @@ extern "C" fn lck_grp_free(grp: *mut c_void) {
 
 #[no_mangle]
 extern "C" fn lck_attr_alloc_init() -> *mut c_void {
-    if config::should_fail(Fault::LockAlloc) {
-        return std::ptr::null_mut();
-    }
-    locks(|t| {
-        let h = new_handle(t);
-        t.attrs.insert(h);
-        h as *mut c_void
-    })
+    alloc_attribute(|t| &mut t.attrs)
 }
 
 #[no_mangle]
 extern "C" fn lck_attr_free(attr: *mut c_void) {
-    locks(|t| {
-        assert!(
-            t.attrs.remove(&(attr as usize)),
-            "lck_attr_free {attr:p}: not live"
-        )
-    });
+    free_attribute(|t| &mut t.attrs, attr, "lck_attr_free");
 }
 
 #[no_mangle]
