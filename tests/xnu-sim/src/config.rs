@@ -150,6 +150,22 @@ pub enum Fault {
     SockSocket,
 }
 
+impl Fault {
+    /// Every kind, for totals and sweeps.
+    pub const ALL: [Fault; 10] = [
+        Fault::MbufAlloc,
+        Fault::LockAlloc,
+        Fault::CdevswAdd,
+        Fault::DevfsMakeNode,
+        Fault::IfnetAllocate,
+        Fault::IfnetAttach,
+        Fault::AttachProtocol,
+        Fault::CopyOut,
+        Fault::CopyIn,
+        Fault::SockSocket,
+    ];
+}
+
 /// When injected faults fire.
 #[derive(Default)]
 struct Faults {

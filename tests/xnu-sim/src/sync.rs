@@ -1,9 +1,11 @@
 //! Locks, sleep/wakeup and select records (xnu bsd/kern/kern_synch.c, osfmk/kern/locks.h,
 //! bsd/sys/select.h), with owner checks and leak accounting.
 //!
-//! One scheduler lock and condition variable stand for every wait queue: a sleeper registers
-//! on its channel and releases its mutex while holding the scheduler lock, so a wakeup issued
-//! after `msleep` was entered is never lost, while a wakeup with no sleeper is (no counting).
+//! One scheduler lock stands for every wait queue: a sleeper registers on its channel and
+//! releases its mutex while holding the scheduler lock, so a wakeup issued after `msleep` was
+//! entered is never lost, while a wakeup with no sleeper is (no counting). Each sleeper waits
+//! on a condition variable of its own, so a wakeup rouses only the sleepers of its channel;
+//! select calls wait on the shared one.
 
 use crate::abi::*;
 use crate::config::{self, Fault};
@@ -33,6 +35,8 @@ struct Sleeper {
     tid: u64,
     chan: usize,
     woken: bool,
+    /// Waited on with the scheduler lock: a wakeup rouses only the sleepers of its channel.
+    cv: Arc<Condvar>,
 }
 
 static SCHED: LazyLock<Mutex<Sched>> = LazyLock::new(|| {
@@ -50,10 +54,13 @@ fn sched() -> MutexGuard<'static, Sched> {
     SCHED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Wakes every waiter so it re-checks (signals, selects).
+/// Wakes every waiter so it re-checks (signals, selects, a released hold).
 pub(crate) fn notify_all() {
-    let _s = sched();
+    let s = sched();
     SCHED_CV.notify_all();
+    for w in &s.sleepers {
+        w.cv.notify_one();
+    }
 }
 
 // ---- lock objects ----
@@ -355,11 +362,13 @@ pub(crate) fn msleep_impl(
         std::thread::sleep(Duration::from_micros(config::random_range(50..1000) as u64));
     }
     let tid = proc::current_tid();
+    let cv = Arc::new(Condvar::new());
     let mut s = sched();
     s.sleepers.push(Sleeper {
         tid,
         chan,
         woken: false,
+        cv: Arc::clone(&cv),
     });
     // Releasing the interlock while holding the scheduler lock is the atomic step.
     if !mtx.is_null() {
@@ -374,7 +383,7 @@ pub(crate) fn msleep_impl(
     loop {
         if HOLD_SLEEPERS.load(Ordering::SeqCst) {
             // Runnable but not scheduled yet (see `hold_sleepers`).
-            s = SCHED_CV
+            s = cv
                 .wait_timeout(s, Duration::from_millis(1))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
@@ -410,7 +419,7 @@ pub(crate) fn msleep_impl(
             }
             None => Duration::from_millis(50),
         };
-        s = SCHED_CV
+        s = cv
             .wait_timeout(s, wait)
             .unwrap_or_else(|e| e.into_inner())
             .0;
@@ -435,12 +444,12 @@ extern "C" fn wakeup(chan: *mut c_void) {
     let mut any = false;
     for w in s.sleepers.iter_mut().filter(|w| w.chan == chan as usize) {
         w.woken = true;
+        w.cv.notify_one();
         any = true;
     }
     if !any {
         s.lost_wakeups += 1;
     }
-    SCHED_CV.notify_all();
     drop(s);
     config::perturb_point(); // around the wakeup: the woken thread may run first
 }
@@ -454,10 +463,12 @@ extern "C" fn wakeup_one(chan: *mut c_char) {
         .iter_mut()
         .find(|w| w.chan == chan as usize && !w.woken)
     {
-        Some(w) => w.woken = true,
+        Some(w) => {
+            w.woken = true;
+            w.cv.notify_one();
+        }
         None => s.lost_wakeups += 1,
     }
-    SCHED_CV.notify_all();
 }
 
 static HOLD_SLEEPERS: AtomicBool = AtomicBool::new(false);

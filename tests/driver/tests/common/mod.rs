@@ -67,22 +67,10 @@ pub fn figure(name: &str, value: impl std::fmt::Display) {
 
 /// Injected faults that fired so far, of every kind.
 pub fn faults_fired_total() -> u64 {
-    use xnu_sim::Fault::*;
-    [
-        MbufAlloc,
-        LockAlloc,
-        CdevswAdd,
-        DevfsMakeNode,
-        IfnetAllocate,
-        IfnetAttach,
-        AttachProtocol,
-        CopyOut,
-        CopyIn,
-        SockSocket,
-    ]
-    .into_iter()
-    .map(xnu_sim::config::faults_fired)
-    .sum()
+    xnu_sim::Fault::ALL
+        .into_iter()
+        .map(xnu_sim::config::faults_fired)
+        .sum()
 }
 
 /// Waits for `thread` at most `limit`; a hang is a failure, reported with `what`.
