@@ -12,6 +12,9 @@ use std::sync::{Mutex, OnceLock};
 pub struct Config {
     /// Seed of the one RNG; printed on failure.
     pub seed: u64,
+    /// Check every mbuf handle against the table of live mbufs (a stale or double-freed
+    /// handle panics). Off only for performance runs.
+    pub track_mbufs: bool,
     /// Poison freed mbufs (and keep them quarantined so stale handles are caught).
     pub poison: bool,
     /// Split every mbuf allocation at random segment sizes.
@@ -39,6 +42,7 @@ impl Config {
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(1),
+            track_mbufs: true,
             poison: true,
             fragment: true,
             strict_heads: true,
@@ -64,6 +68,7 @@ impl Config {
     /// Everything off: for measuring the driver, not for checking it.
     pub fn fast() -> Config {
         Config {
+            track_mbufs: false,
             poison: false,
             fragment: false,
             strict_heads: false,

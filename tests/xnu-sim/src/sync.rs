@@ -23,7 +23,7 @@ struct Sched {
     /// Sleepers by thread id: the channel and whether a wakeup reached them.
     sleepers: Vec<Sleeper>,
     /// select(2) records: selinfo address → waiting select calls.
-    sel_records: HashMap<usize, HashSet<u64>>,
+    sel_records: AddrMap<usize, HashSet<u64>>,
     /// select calls a `selwakeup` reached since they last polled.
     sel_fired: HashSet<u64>,
     next_select: u64,
@@ -42,7 +42,7 @@ struct Sleeper {
 static SCHED: LazyLock<Mutex<Sched>> = LazyLock::new(|| {
     Mutex::new(Sched {
         sleepers: Vec::new(),
-        sel_records: HashMap::new(),
+        sel_records: AddrMap::default(),
         sel_fired: HashSet::new(),
         next_select: 1,
         lost_wakeups: 0,

@@ -4,10 +4,10 @@
 use crate::abi::*;
 use crate::devices;
 use crate::errno::Errno;
+use crate::fasthash::AddrMap;
 use crate::proc::{self, Pid};
 use crate::sync::SelectCall;
 use crate::uio::SimUio;
-use std::collections::HashMap;
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,10 +48,10 @@ struct OpenFile {
 
 #[derive(Default)]
 struct Files {
-    fds: HashMap<(Pid, i32), Arc<OpenFile>>,
-    next_fd: HashMap<Pid, i32>,
+    fds: AddrMap<(Pid, i32), Arc<OpenFile>>,
+    next_fd: AddrMap<Pid, i32>,
     /// Open files per device (specfs usecount): d_close runs when it drops to 0.
-    opens: HashMap<dev_t, usize>,
+    opens: AddrMap<dev_t, usize>,
 }
 
 static FILES: Mutex<Option<Files>> = Mutex::new(None);
