@@ -16,13 +16,37 @@ use std::sync::Mutex;
 
 const POISON: u8 = 0xDB;
 const QUARANTINE: usize = 4096;
-/// Largest segment: a 16 KiB jumbo cluster.
-const MAX_SEGMENT: usize = 16 * 1024;
+
+/// XNU's mbuf geometry (bsd/sys/mbuf.h: `MSIZE` 256, so `MLEN` 224; `MCLBYTES` 2 KiB,
+/// `MBIGCLBYTES` 4 KiB, `M16KCLBYTES` 16 KiB). `MHLEN` is `MLEN` less `sizeof(struct pkthdr)`,
+/// which grows from release to release; the simulator takes a smaller value than any release
+/// has, so more packets take the two-mbuf path: stricter, never kinder.
+pub const MLEN: usize = 224;
+/// See [`MLEN`].
+pub const MHLEN: usize = 96;
+/// `MINCLSIZE`: the largest length kept in plain mbufs (`MHLEN + MLEN`).
+pub const MINCLSIZE: usize = MHLEN + MLEN;
+/// A 2 KiB cluster.
+pub const MCLBYTES: usize = 2048;
+/// A 4 KiB ("big") cluster.
+pub const MBIGCLBYTES: usize = 4096;
+/// A 16 KiB jumbo cluster.
+pub const M16KCLBYTES: usize = 16 * 1024;
+
+/// One `m_tag` (bsd/kern/uipc_mbuf.c `m_tag_create`): its (id, type) and its data, which stays
+/// at one address until the packet header is freed.
+struct Tag {
+    id: u32,
+    kind: u16,
+    data: Box<[u8]>,
+}
 
 struct PktHdr {
     len: usize,
     rcvif: usize,
     header: usize,
+    /// The packet's tags (`m_tag_prepend`); they go with the packet header and are freed with it.
+    tags: Vec<Tag>,
 }
 
 struct SimMbuf {
@@ -89,6 +113,7 @@ fn new_mbuf(t: &mut Mbufs, capacity: usize, lead: usize, pkthdr: bool) -> usize 
             len: 0,
             rcvif: 0,
             header: 0,
+            tags: Vec::new(),
         }),
     });
     LIVE.fetch_add(1, Relaxed);
@@ -123,36 +148,84 @@ fn free_one(t: &mut Mbufs, m: usize) -> usize {
     next
 }
 
-/// Segment sizes for a packet of `len` bytes: one segment, or random splits when fragmenting.
-fn segment_sizes(len: usize) -> Vec<usize> {
-    let fragment = config::booted() && config::config().fragment;
-    let mut sizes = Vec::new();
-    let mut left = len;
-    loop {
-        let cap = left.min(MAX_SEGMENT);
-        let n = if fragment && cap > 1 {
-            config::random_range(1..cap + 1)
+/// The capacity of each segment `m_allocpacket_internal` (bsd/kern/uipc_mbuf.c) gives a packet
+/// of `len` bytes when the caller allows at most `max` segments (0: no limit), or the number of
+/// segments it would need when that is more than `max`.
+///
+/// XNU picks one buffer size: the length itself up to `MINCLSIZE` (one mbuf up to `MHLEN`, else
+/// two, or one 2 KiB cluster when only one segment is allowed), a 2 KiB cluster up to 2 KiB, a
+/// 4 KiB cluster up to 4 KiB, and 16 KiB clusters beyond; the residue of a longer packet goes
+/// into the smallest cluster that holds it.
+pub fn xnu_segment_capacities(len: usize, max: u32) -> Result<Vec<usize>, u32> {
+    let (bufsize, nsegs) = if len <= MINCLSIZE {
+        if len <= MHLEN {
+            (MHLEN, 1)
+        } else if max == 1 {
+            (MCLBYTES, 1)
         } else {
-            cap
-        };
-        sizes.push(n);
-        left -= n;
-        if left == 0 {
-            break;
+            return check_max(vec![MHLEN, MLEN], max);
         }
+    } else if len > MCLBYTES {
+        let size = if len <= MBIGCLBYTES {
+            MBIGCLBYTES
+        } else {
+            M16KCLBYTES
+        };
+        (size, len.div_ceil(size))
+    } else {
+        (MCLBYTES, 1)
+    };
+    let mut caps = vec![bufsize; nsegs];
+    let resid = if len > bufsize { len % bufsize } else { 0 };
+    if resid > 0 {
+        *caps.last_mut().expect("at least one segment") = if resid > MBIGCLBYTES {
+            M16KCLBYTES
+        } else if resid > MCLBYTES {
+            MBIGCLBYTES
+        } else {
+            MCLBYTES
+        };
     }
-    sizes
+    check_max(caps, max)
 }
 
-/// Allocates a packet chain holding `data` (used by the fake stack and by the KPI).
-pub(crate) fn alloc_chain(len: usize) -> mbuf_t {
+fn check_max(caps: Vec<usize>, max: u32) -> Result<Vec<usize>, u32> {
+    let n = caps.len() as u32;
+    if max != 0 && n > max {
+        Err(n)
+    } else {
+        Ok(caps)
+    }
+}
+
+/// The segment capacities the simulator hands out for a packet of `len` bytes: XNU's, or, with
+/// fragmentation on and no segment limit, random splits whose capacities add up to exactly
+/// `len` (stricter: every segment must be filled to its end). The first segment keeps at least
+/// `MHLEN` bytes (or the whole packet), as every XNU packet header mbuf does.
+fn segment_capacities(len: usize, max: u32) -> Result<Vec<usize>, u32> {
+    let fragment = config::booted() && config::config().fragment;
+    if !fragment || max != 0 {
+        return xnu_segment_capacities(len, max);
+    }
+    let first_min = len.min(MHLEN);
+    let mut caps = vec![config::random_range(first_min..len + 1)];
+    let mut left = len - caps[0];
+    while left > 0 {
+        let n = config::random_range(1..left.min(M16KCLBYTES) + 1);
+        caps.push(n);
+        left -= n;
+    }
+    Ok(caps)
+}
+
+/// Allocates an empty packet chain with these segment capacities: every `m_len` and the
+/// packet header length are 0 (`MBUF_INIT`).
+fn alloc_empty(caps: &[usize]) -> mbuf_t {
     with(|t| {
-        let sizes = segment_sizes(len);
         let mut head = 0;
         let mut prev = 0;
-        for (i, &n) in sizes.iter().enumerate() {
-            let m = new_mbuf(t, n.max(1), 0, i == 0);
-            seg(t, m as mbuf_t).len = n;
+        for (i, &cap) in caps.iter().enumerate() {
+            let m = new_mbuf(t, cap, 0, i == 0);
             if i == 0 {
                 head = m;
             } else {
@@ -160,17 +233,28 @@ pub(crate) fn alloc_chain(len: usize) -> mbuf_t {
             }
             prev = m;
         }
-        seg(t, head as mbuf_t).pkthdr.as_mut().unwrap().len = len;
         head as mbuf_t
     })
 }
 
-/// A packet built by the fake stack from `data`.
+/// A packet built by the fake stack from `data`: each segment filled to its capacity, the
+/// lengths set (what XNU's own producers, such as `m_devget`, leave behind).
 pub(crate) fn packet_from(data: &[u8]) -> mbuf_t {
-    let m = alloc_chain(data.len());
-    // SAFETY: a fresh chain of exactly data.len() bytes.
-    let rc = unsafe { mbuf_copyback(m, 0, data.len(), data.as_ptr().cast(), MBUF_WAITOK) };
-    assert_eq!(rc, 0);
+    let caps = segment_capacities(data.len().max(1), 0).expect("no segment limit");
+    let m = alloc_empty(&caps);
+    with(|t| {
+        let mut cur = m as usize;
+        let mut at = 0;
+        while cur != 0 {
+            let mb = seg(t, cur as mbuf_t);
+            let n = mb.buf.len().min(data.len() - at);
+            mb.buf[..n].copy_from_slice(&data[at..at + n]);
+            mb.len = n;
+            at += n;
+            cur = mb.next;
+        }
+        seg(t, m).pkthdr.as_mut().expect("packet header").len = data.len();
+    });
     m
 }
 
@@ -236,6 +320,12 @@ pub fn mbufs_allocated() -> u64 {
 
 // ---- KPI ----
 
+/// `mbuf_allocpacket` (bsd/kern/kpi_mbuf.c `mbuf_allocpacket` → bsd/kern/uipc_mbuf.c
+/// `m_allocpacket_internal`): a chain whose segments all have `m_len` 0 and whose packet header
+/// length is 0 (`MBUF_INIT`); the caller fills each segment up to `mbuf_maxlen` and sets the
+/// lengths. `EINVAL` for length 0; `ENOBUFS` when more than a non-zero `*maxchunks` segments
+/// are needed; `ENOMEM` when a `MBUF_DONTWAIT` allocation fails. On success a non-NULL
+/// `maxchunks` receives the number of segments.
 #[no_mangle]
 unsafe extern "C" fn mbuf_allocpacket(
     how: c_int,
@@ -244,34 +334,30 @@ unsafe extern "C" fn mbuf_allocpacket(
     out: *mut mbuf_t,
 ) -> errno_t {
     if packetlen == 0 {
-        return crate::Errno::EINVAL.0; // xnu bsd/kern/kpi_mbuf.c
+        return crate::Errno::EINVAL.0;
     }
+    let max = if maxchunks.is_null() { 0 } else { *maxchunks };
+    let Ok(caps) = segment_capacities(packetlen, max) else {
+        return crate::Errno::ENOBUFS.0;
+    };
     if how == MBUF_DONTWAIT && config::should_fail(Fault::MbufAlloc) {
-        // No memory: ENOMEM. ENOBUFS is only for "more than *maxchunks segments" (kpi_mbuf.c).
         return crate::Errno::ENOMEM.0;
     }
     if how == MBUF_WAITOK {
         config::perturb_point(); // may block, never fails
     }
-    let m = alloc_chain(packetlen);
     if !maxchunks.is_null() {
-        let chunks = with(|t| {
-            let mut n = 0;
-            let mut cur = m as usize;
-            while cur != 0 {
-                n += 1;
-                cur = seg(t, cur as mbuf_t).next;
-            }
-            n
-        });
-        if *maxchunks != 0 && chunks > *maxchunks {
-            mbuf_freem(m);
-            return crate::Errno::ENOBUFS.0;
-        }
-        *maxchunks = chunks;
+        *maxchunks = caps.len() as c_uint;
     }
-    *out = m;
+    *out = alloc_empty(&caps);
     0
+}
+
+/// `mbuf_maxlen` (bsd/kern/kpi_mbuf.c): the segment's buffer size from the start of its
+/// storage (a cluster's size, else `MHLEN` or `MLEN`).
+#[no_mangle]
+extern "C" fn mbuf_maxlen(m: mbuf_t) -> usize {
+    with(|t| seg(t, m).buf.len())
 }
 
 #[no_mangle]
@@ -364,6 +450,121 @@ extern "C" fn mbuf_pkthdr_setheader(m: mbuf_t, header: *mut c_void) {
     })
 }
 
+/// The first id `mbuf_tag_id_find` hands out (bsd/net/net_str_id.c: ids are numbered in the
+/// order strings are first seen, from a first id above the kernel's own).
+const MTAG_FIRST_ID: u32 = 5;
+
+/// The strings given to `mbuf_tag_id_find`, in the order their ids were handed out.
+static TAG_IDS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// `mbuf_tag_id_find` (bsd/kern/kpi_mbuf.c → bsd/net/net_str_id.c `net_str_id_find_internal`):
+/// the same string always gives the same id, a new string the next id. `EINVAL` for NULL
+/// arguments.
+#[no_mangle]
+unsafe extern "C" fn mbuf_tag_id_find(string: *const std::ffi::c_char, out: *mut u32) -> errno_t {
+    if string.is_null() || out.is_null() {
+        return crate::Errno::EINVAL.0;
+    }
+    let name = std::ffi::CStr::from_ptr(string).to_bytes().to_vec();
+    let mut ids = TAG_IDS.lock().unwrap_or_else(|e| e.into_inner());
+    let index = match ids.iter().position(|s| *s == name) {
+        Some(i) => i,
+        None => {
+            ids.push(name);
+            ids.len() - 1
+        }
+    };
+    *out = MTAG_FIRST_ID + index as u32;
+    0
+}
+
+/// Whether `id` was handed out by `mbuf_tag_id_find`.
+fn valid_tag_id(id: u32) -> bool {
+    let ids = TAG_IDS.lock().unwrap_or_else(|e| e.into_inner());
+    id >= MTAG_FIRST_ID && ((id - MTAG_FIRST_ID) as usize) < ids.len()
+}
+
+/// `mbuf_tag_allocate` (bsd/kern/kpi_mbuf.c): attaches `length` bytes of tag data of (id, type)
+/// to a packet header mbuf and returns its address in `*data_p`; the tag is freed with the
+/// packet. `EINVAL` for a NULL or non-header mbuf, an id never handed out, a length of 0 or
+/// above 0xffff, or a NULL `data_p`; `EEXIST` when the packet already has that (id, type);
+/// `EWOULDBLOCK` when a `MBUF_DONTWAIT` allocation fails (`ENOMEM` for `MBUF_WAITOK`, which the
+/// simulator never fails).
+#[no_mangle]
+unsafe extern "C" fn mbuf_tag_allocate(
+    m: mbuf_t,
+    id: u32,
+    kind: u16,
+    length: usize,
+    how: c_int,
+    data_p: *mut *mut c_void,
+) -> errno_t {
+    if !data_p.is_null() {
+        *data_p = std::ptr::null_mut();
+    }
+    if m.is_null() || !valid_tag_id(id) || length < 1 || length > 0xffff || data_p.is_null() {
+        return crate::Errno::EINVAL.0;
+    }
+    if how == MBUF_DONTWAIT && config::should_fail(Fault::MbufAlloc) {
+        return crate::Errno::EAGAIN.0;
+    }
+    with(|t| {
+        let Some(hdr) = seg(t, m).pkthdr.as_mut() else {
+            return crate::Errno::EINVAL.0;
+        };
+        if hdr.tags.iter().any(|tag| tag.id == id && tag.kind == kind) {
+            return crate::Errno::EEXIST.0;
+        }
+        let mut data = vec![0u8; length].into_boxed_slice();
+        *data_p = data.as_mut_ptr().cast();
+        hdr.tags.insert(0, Tag { id, kind, data });
+        0
+    })
+}
+
+/// `mbuf_tag_find` (bsd/kern/kpi_mbuf.c → `m_tag_locate`): the data and length of the packet's
+/// tag of (id, type). `EINVAL` for a NULL or non-header mbuf, an id never handed out or NULL
+/// out-pointers; `ENOENT` when the packet has no such tag.
+#[no_mangle]
+unsafe extern "C" fn mbuf_tag_find(
+    m: mbuf_t,
+    id: u32,
+    kind: u16,
+    length: *mut usize,
+    data_p: *mut *mut c_void,
+) -> errno_t {
+    if length.is_null() || data_p.is_null() {
+        return crate::Errno::EINVAL.0;
+    }
+    *length = 0;
+    *data_p = std::ptr::null_mut();
+    if m.is_null() || !valid_tag_id(id) {
+        return crate::Errno::EINVAL.0;
+    }
+    with(|t| {
+        let Some(hdr) = seg(t, m).pkthdr.as_mut() else {
+            return crate::Errno::EINVAL.0;
+        };
+        match hdr
+            .tags
+            .iter_mut()
+            .find(|tag| tag.id == id && tag.kind == kind)
+        {
+            Some(tag) => {
+                *length = tag.data.len();
+                *data_p = tag.data.as_mut_ptr().cast();
+                0
+            }
+            None => crate::Errno::ENOENT.0,
+        }
+    })
+}
+
+/// How many tags the packet `m` carries (for tests).
+pub fn tag_count(m: mbuf_t) -> usize {
+    with(|t| seg(t, m).pkthdr.as_ref().map_or(0, |h| h.tags.len()))
+}
+
 #[no_mangle]
 unsafe extern "C" fn mbuf_copydata(
     m: mbuf_t,
@@ -402,37 +603,85 @@ fn packet_data_range(m: mbuf_t, offset: usize, length: usize) -> Option<Vec<u8>>
     })
 }
 
+/// `mbuf_copyback` (bsd/kern/kpi_mbuf.c): copies `length` bytes in at `offset`. As in XNU,
+/// only the **last** mbuf of the chain grows into its trailing space, and further mbufs are
+/// appended as needed (zero-filled up to the offset); `pkthdr.len` grows to the bytes covered.
+/// `EINVAL` for a NULL chain or data, or a length of 0; `ENOBUFS` when an append fails.
 #[no_mangle]
 unsafe extern "C" fn mbuf_copyback(
     m: mbuf_t,
     offset: usize,
     length: usize,
     data: *const c_void,
-    _how: c_int,
+    how: c_int,
 ) -> errno_t {
+    if m.is_null() || length == 0 || data.is_null() {
+        return crate::Errno::EINVAL.0;
+    }
     let src = std::slice::from_raw_parts(data.cast::<u8>(), length);
     with(|t| {
-        let mut skip = offset;
+        let head = m as usize;
+        let mut cur = head;
+        let mut off = offset;
+        let mut len = length;
+        let mut total = 0;
         let mut done = 0;
-        let mut cur = m as usize;
-        while cur != 0 && done < length {
-            let mb = seg(t, cur as mbuf_t);
-            if skip >= mb.len {
-                skip -= mb.len;
-            } else {
-                let take = (mb.len - skip).min(length - done);
-                let start = mb.off + skip;
-                mb.buf[start..start + take].copy_from_slice(&src[done..done + take]);
-                done += take;
-                skip = 0;
+        let mut result = 0;
+        // Skip whole segments before the offset, appending zeroed ones past the end.
+        loop {
+            let mlen = seg(t, cur as mbuf_t).len;
+            if off <= mlen {
+                break;
             }
-            cur = mb.next;
+            off -= mlen;
+            total += mlen;
+            if seg(t, cur as mbuf_t).next == 0 {
+                if how == MBUF_DONTWAIT && config::should_fail(Fault::MbufAlloc) {
+                    result = crate::Errno::ENOBUFS.0;
+                    break;
+                }
+                let n = new_mbuf(t, MLEN, 0, false);
+                let nb = seg(t, n as mbuf_t);
+                nb.buf.fill(0);
+                nb.len = MLEN.min(len + off);
+                seg(t, cur as mbuf_t).next = n;
+            }
+            cur = seg(t, cur as mbuf_t).next;
         }
-        if done == length {
-            0
-        } else {
-            crate::Errno::EINVAL.0 // the simulator does not grow chains
+        while result == 0 && len > 0 {
+            let mb = seg(t, cur as mbuf_t);
+            let mut mlen = mb.len.saturating_sub(off).min(len);
+            let trailing = mb.buf.len() - (mb.off + mb.len);
+            if mlen < len && mb.next == 0 && trailing > 0 {
+                let grow = trailing.min(len - mlen);
+                mlen += grow;
+                mb.len += grow;
+            }
+            let start = mb.off + off;
+            mb.buf[start..start + mlen].copy_from_slice(&src[done..done + mlen]);
+            done += mlen;
+            len -= mlen;
+            total += mlen + off;
+            off = 0;
+            if len == 0 {
+                break;
+            }
+            if mb.next == 0 {
+                if how == MBUF_DONTWAIT && config::should_fail(Fault::MbufAlloc) {
+                    result = crate::Errno::ENOBUFS.0;
+                    break;
+                }
+                let cap = if len > MINCLSIZE { MCLBYTES } else { MLEN };
+                let n = new_mbuf(t, cap, 0, false);
+                seg(t, n as mbuf_t).len = cap.min(len);
+                seg(t, cur as mbuf_t).next = n;
+            }
+            cur = seg(t, cur as mbuf_t).next;
         }
+        if let Some(h) = seg(t, head as mbuf_t).pkthdr.as_mut() {
+            h.len = h.len.max(total);
+        }
+        result
     })
 }
 

@@ -14,6 +14,20 @@ use xnu_sim::Errno;
 extern "C" {
     fn mbuf_prepend(m: *mut mbuf_t, len: usize, how: i32) -> i32;
     fn mbuf_adj(m: mbuf_t, len: i32);
+    fn mbuf_maxlen(m: mbuf_t) -> usize;
+    fn mbuf_setlen(m: mbuf_t, len: usize);
+    fn mbuf_pkthdr_setlen(m: mbuf_t, len: usize);
+    fn mbuf_tag_id_find(string: *const std::ffi::c_char, id: *mut u32) -> i32;
+    fn mbuf_tag_allocate(
+        m: mbuf_t,
+        id: u32,
+        kind: u16,
+        len: usize,
+        how: i32,
+        data: *mut *mut c_void,
+    ) -> i32;
+    fn mbuf_tag_find(m: mbuf_t, id: u32, kind: u16, len: *mut usize, data: *mut *mut c_void)
+        -> i32;
 }
 
 fn alloc(how: i32, len: usize) -> Result<mbuf_t, Errno> {
@@ -46,32 +60,55 @@ fn pattern(len: usize, salt: u8) -> Vec<u8> {
         .collect()
 }
 
+/// Fills a fresh chain as Apple's own callers do: each segment up to `mbuf_maxlen`, then
+/// `mbuf_setlen` per segment and `mbuf_pkthdr_setlen`.
+fn fill(m: mbuf_t, data: &[u8]) {
+    let mut at = 0;
+    let mut cur = m;
+    while !cur.is_null() {
+        // SAFETY: a live segment of our chain, `mbuf_maxlen` bytes of storage at mbuf_data.
+        unsafe {
+            let n = mbuf_maxlen(cur).min(data.len() - at);
+            std::ptr::copy_nonoverlapping(data[at..].as_ptr(), mbuf_data(cur).cast::<u8>(), n);
+            mbuf_setlen(cur, n);
+            at += n;
+            cur = mbuf_next(cur);
+        }
+    }
+    assert_eq!(at, data.len(), "the chain holds the packet");
+    // SAFETY: a live packet header mbuf.
+    unsafe { mbuf_pkthdr_setlen(m, data.len()) };
+}
+
+/// XNU's `m_allocpacket_internal` (bsd/kern/uipc_mbuf.c) initialises every mbuf with
+/// `MBUF_INIT`, which sets `m_len` 0, and leaves `pkthdr.len` 0: the caller sets both.
 #[test]
-fn allocpacket_chains_sum_to_pkthdr_len() {
+fn allocpacket_returns_segments_of_length_zero() {
     boot();
     let mut multi = 0;
-    for (i, &n) in [1usize, 2, 14, 100, 1500, 4096, 9000, 20_000, 65_535]
+    for (i, &n) in [1usize, 2, 14, 100, 300, 1500, 4096, 9000, 20_000, 65_535]
         .iter()
         .enumerate()
     {
         for _ in 0..5 {
-            let m = alloc(
-                if i % 2 == 0 {
-                    MBUF_WAITOK
-                } else {
-                    MBUF_DONTWAIT
-                },
-                n,
-            )
-            .unwrap();
+            let how = if i % 2 == 0 {
+                MBUF_WAITOK
+            } else {
+                MBUF_DONTWAIT
+            };
+            let m = alloc(how, n).unwrap();
             let segs = segment_lengths(m);
+            assert!(
+                segs.iter().all(|&l| l == 0),
+                "m_len is 0 everywhere: {segs:?}"
+            );
             // SAFETY: a live packet-header mbuf.
-            let hdr = unsafe { mbuf_pkthdr_len(m) };
-            assert_eq!(hdr, n, "pkthdr.len");
-            assert_eq!(segs.iter().sum::<usize>(), n, "sum of m_len over {segs:?}");
-            if segs.len() > 1 {
-                multi += 1;
-            }
+            assert_eq!(unsafe { mbuf_pkthdr_len(m) }, 0, "pkthdr.len is 0");
+            multi += usize::from(segs.len() > 1);
+            let data = pattern(n, n as u8);
+            fill(m, &data);
+            assert_eq!(segment_lengths(m).iter().sum::<usize>(), n);
+            assert_eq!(bytes(m, 0, n).unwrap(), data);
             // SAFETY: our chain.
             unsafe { mbuf_freem(m) };
         }
@@ -107,6 +144,116 @@ fn allocpacket_chains_sum_to_pkthdr_len() {
             "more segments than *maxchunks"
         );
     }
+    assert_eq!(xnu_sim::leaks().mbufs, 0);
+}
+
+/// `mbuf_maxlen` (bsd/kern/kpi_mbuf.c) is each segment's storage size. With one segment
+/// allowed, XNU gives a packet of up to 2 KiB one mbuf (`MHLEN`) or one 2 KiB cluster, so a
+/// 1500-byte packet plus a 4-byte header fits in one segment.
+#[test]
+fn maxlen_is_the_capacity_of_each_segment() {
+    use xnu_sim::mbuf::{xnu_segment_capacities, MCLBYTES, MHLEN, MLEN};
+    boot();
+    assert_eq!(xnu_segment_capacities(60, 0), Ok(vec![MHLEN]));
+    assert_eq!(xnu_segment_capacities(MHLEN + 1, 0), Ok(vec![MHLEN, MLEN]));
+    assert_eq!(xnu_segment_capacities(MHLEN + 1, 1), Ok(vec![MCLBYTES]));
+    assert_eq!(xnu_segment_capacities(1504, 1), Ok(vec![MCLBYTES]));
+    assert_eq!(xnu_segment_capacities(5000, 1), Ok(vec![16384]));
+    assert_eq!(xnu_segment_capacities(40_000, 1), Err(3));
+    assert_eq!(xnu_segment_capacities(9000, 0), Ok(vec![16384]));
+    assert_eq!(
+        xnu_segment_capacities(40_000, 0),
+        Ok(vec![16384, 16384, 16384])
+    );
+    assert_eq!(
+        xnu_segment_capacities(33_000, 0),
+        Ok(vec![16384, 16384, 2048])
+    );
+    for n in [1usize, 50, MHLEN + 1, 1000, 1504, 2048] {
+        let mut one = 1u32;
+        let mut m: mbuf_t = std::ptr::null_mut();
+        // SAFETY: valid pointers; the chain is ours afterwards.
+        unsafe {
+            assert_eq!(mbuf_allocpacket(MBUF_DONTWAIT, n, &mut one, &mut m), 0);
+            assert_eq!(one, 1, "{n} bytes in one segment");
+            assert!(mbuf_maxlen(m) >= n, "room for {n} bytes");
+            assert!(mbuf_next(m).is_null());
+            mbuf_freem(m);
+        }
+    }
+    // Unlimited, fragmented (strict): the capacities add up to the packet exactly.
+    for n in [700usize, 3000, 20_000] {
+        let m = alloc(MBUF_WAITOK, n).unwrap();
+        let mut total = 0;
+        let mut cur = m;
+        while !cur.is_null() {
+            // SAFETY: live segments of our chain.
+            unsafe {
+                total += mbuf_maxlen(cur);
+                cur = mbuf_next(cur);
+            }
+        }
+        assert_eq!(total, n);
+        // SAFETY: our chain.
+        unsafe { mbuf_freem(m) };
+    }
+}
+
+/// `mbuf_tag_id_find`, `mbuf_tag_allocate`, `mbuf_tag_find` (bsd/kern/kpi_mbuf.c): a stable id
+/// per string; one tag per (id, type) on a packet header mbuf (`EEXIST` for a second); found
+/// again by (id, type); moved with the packet header by a prepend and freed with the packet.
+#[test]
+fn tags_are_found_by_id_and_type_and_freed_with_the_packet() {
+    boot();
+    let (mut id, mut again, mut other) = (0u32, 0u32, 0u32);
+    // SAFETY: NUL-terminated strings and valid out-pointers.
+    unsafe {
+        assert_eq!(mbuf_tag_id_find(c"org.example.a".as_ptr(), &mut id), 0);
+        assert_eq!(mbuf_tag_id_find(c"org.example.a".as_ptr(), &mut again), 0);
+        assert_eq!(mbuf_tag_id_find(c"org.example.b".as_ptr(), &mut other), 0);
+    }
+    assert_eq!(id, again, "the same string, the same id");
+    assert_ne!(id, other);
+    let mut m = alloc(MBUF_WAITOK, 100).unwrap();
+    let mut data: *mut c_void = std::ptr::null_mut();
+    // SAFETY: a live packet header mbuf; `data` receives 16 writable bytes.
+    unsafe {
+        assert_eq!(mbuf_tag_allocate(m, id, 1, 16, MBUF_WAITOK, &mut data), 0);
+        std::ptr::write_bytes(data.cast::<u8>(), 0x5A, 16);
+        let mut dup: *mut c_void = std::ptr::null_mut();
+        assert_eq!(
+            Errno(mbuf_tag_allocate(m, id, 1, 8, MBUF_WAITOK, &mut dup)),
+            Errno::EEXIST
+        );
+        assert_eq!(mbuf_tag_allocate(m, id, 2, 8, MBUF_WAITOK, &mut dup), 0);
+        assert_eq!(
+            Errno(mbuf_tag_allocate(m, 999, 1, 8, MBUF_WAITOK, &mut dup)),
+            Errno::EINVAL,
+            "an id never handed out"
+        );
+        assert_eq!(
+            Errno(mbuf_tag_allocate(m, id, 3, 0, MBUF_WAITOK, &mut dup)),
+            Errno::EINVAL,
+            "length 0"
+        );
+    }
+    // A prepend under strict heads moves the packet header, tags included.
+    // SAFETY: our chain; the head may change.
+    assert_eq!(unsafe { mbuf_prepend(&mut m, 4, MBUF_WAITOK) }, 0);
+    let (mut len, mut found): (usize, *mut c_void) = (0, std::ptr::null_mut());
+    // SAFETY: valid out-pointers; the tag data lives as long as the packet.
+    unsafe {
+        assert_eq!(mbuf_tag_find(m, id, 1, &mut len, &mut found), 0);
+        assert_eq!((len, found), (16, data));
+        assert_eq!(*found.cast::<u8>().add(15), 0x5A);
+        assert_eq!(
+            Errno(mbuf_tag_find(m, other, 1, &mut len, &mut found)),
+            Errno::ENOENT
+        );
+    }
+    assert_eq!(xnu_sim::mbuf::tag_count(m), 2);
+    // SAFETY: our chain.
+    unsafe { mbuf_freem(m) };
     assert_eq!(xnu_sim::leaks().mbufs, 0);
 }
 
