@@ -145,7 +145,9 @@ typedef int d_ioctl_t(dev_t dev, u_long cmd, caddr_t data, int fflag, struct pro
 typedef int d_stop_t(struct tty *tp, int rw);
 typedef int d_reset_t(int uban);
 typedef int d_select_t(dev_t dev, int which, void *wql, struct proc *p);
-typedef int d_mmap_t(dev_t dev, off_t offset, int nprot);
+/* xnu bsd/sys/conf.h: d_mmap is int (void); specfs answers mmap(2) of a character device with
+ * ENODEV before any driver is called (bsd/miscfs/specfs/spec_vnops.c spec_mmap). */
+typedef int d_mmap_t(void);
 typedef void d_strategy_t(struct buf *bp);
 
 struct cdevsw {
@@ -174,8 +176,8 @@ struct cdevsw {
 #define minor(d) ((d) & 0xffffff)
 #define makedev(x, y) ((dev_t)(((x) << 24) | (y)))
 
-int cdevsw_add(int index, struct cdevsw *csw);
-int cdevsw_remove(int index, struct cdevsw *csw);
+int cdevsw_add(int index, const struct cdevsw *csw);
+int cdevsw_remove(int index, const struct cdevsw *csw);
 
 /* ---- devfs (xnu bsd/miscfs/devfs/devfs.h) ---- */
 #define DEVFS_CHAR 0
@@ -245,6 +247,16 @@ errno_t mbuf_copydata(mbuf_t mbuf, size_t offset, size_t length, void *out_data)
 errno_t mbuf_prepend(mbuf_t *mbuf, size_t len, mbuf_how_t how);
 void mbuf_adj(mbuf_t mbuf, int len);
 void mbuf_freem(mbuf_t mbuf);
+size_t mbuf_maxlen(const mbuf_t mbuf);
+
+/* mbuf tags (xnu bsd/sys/kpi_mbuf.h, since 10.4): data that travels with a packet header. */
+typedef u_int32_t mbuf_tag_id_t;
+typedef u_int16_t mbuf_tag_type_t;
+errno_t mbuf_tag_id_find(const char *string, mbuf_tag_id_t *out_id);
+errno_t mbuf_tag_allocate(mbuf_t mbuf, mbuf_tag_id_t module_id, mbuf_tag_type_t type,
+                          size_t length, mbuf_how_t how, void **data_p);
+errno_t mbuf_tag_find(mbuf_t mbuf, mbuf_tag_id_t module_id, mbuf_tag_type_t type,
+                      size_t *length, void **data_p);
 
 /* ---- network interfaces (xnu bsd/net/kpi_interface.h) ---- */
 #define IFF_UP 0x1
@@ -368,6 +380,13 @@ errno_t ifnet_attach_protocol(ifnet_t interface, protocol_family_t protocol_fami
                               const struct ifnet_attach_proto_param *proto_details);
 errno_t ifnet_detach_protocol(ifnet_t interface, protocol_family_t protocol_family);
 errno_t proto_input(protocol_family_t protocol, mbuf_t packet);
+
+/* ---- protocol plumbers (xnu bsd/net/kpi_protocol.h, since 10.4) ---- */
+typedef errno_t (*proto_plumb_handler)(ifnet_t ifp, protocol_family_t protocol);
+typedef void (*proto_unplumb_handler)(ifnet_t ifp, protocol_family_t protocol);
+errno_t proto_register_plumber(protocol_family_t proto_fam, ifnet_family_t if_fam,
+                               proto_plumb_handler plumb, proto_unplumb_handler unplumb);
+void proto_unregister_plumber(protocol_family_t proto_fam, ifnet_family_t if_fam);
 u_int64_t ifnet_baudrate(ifnet_t interface);
 errno_t ifnet_set_baudrate(ifnet_t interface, u_int64_t baudrate);
 
@@ -388,10 +407,10 @@ void sock_close(socket_t so);
 
 /* ---- BPF (xnu bsd/net/bpf.h) ---- */
 void bpfattach(ifnet_t interface, u_int32_t data_link_type, u_int32_t header_length);
-errno_t bpf_tap_in(ifnet_t interface, u_int32_t dlt, mbuf_t packet, void *header,
-                   size_t header_len);
-errno_t bpf_tap_out(ifnet_t interface, u_int32_t dlt, mbuf_t packet, void *header,
-                    size_t header_len);
+void bpf_tap_in(ifnet_t interface, u_int32_t dlt, mbuf_t packet, void *header,
+                size_t header_len);
+void bpf_tap_out(ifnet_t interface, u_int32_t dlt, mbuf_t packet, void *header,
+                 size_t header_len);
 
 /* ---- logging (xnu libkern) ---- */
 int printf(const char *format, ...);
@@ -446,6 +465,8 @@ errno_t tun_if_ioctl(ifnet_t interface, unsigned long cmd, void *data);
 errno_t tun_if_framer(ifnet_t interface, mbuf_t *packet, const struct sockaddr *dest,
                       const char *dest_linkaddr, const char *frame_type);
 void tun_if_detached(ifnet_t interface);
+errno_t tun_plumb_attach(ifnet_t ifp, protocol_family_t protocol);
+void tun_plumb_detach(ifnet_t ifp, protocol_family_t protocol);
 errno_t tun_proto_input(ifnet_t ifp, protocol_family_t protocol, mbuf_t packet, char *header);
 errno_t tun_proto_pre_output(ifnet_t ifp, protocol_family_t protocol, mbuf_t *packet,
                              const struct sockaddr *dest, void *route, char *frame_type,
@@ -457,6 +478,8 @@ int tun_shim_cdevsw_remove(int major);
 void *tun_shim_make_node(int major, int unit);
 errno_t tun_shim_ifnet_allocate(u_int32_t unit, void *softc, ifnet_t *interface);
 errno_t tun_shim_attach_protocol(ifnet_t interface, protocol_family_t protocol);
+errno_t tun_shim_register_plumber(protocol_family_t protocol);
+void tun_shim_unregister_plumber(protocol_family_t protocol);
 void tun_shim_log(const char *message, size_t length);
 void tun_shim_panic(const char *message, size_t length) __attribute__((noreturn));
 

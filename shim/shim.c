@@ -15,10 +15,14 @@
  */
 #define TUN_CDEVSW_SEARCH_FROM (-24)
 
-/* Unused cdevsw slots answer ENODEV rather than being NULL: specfs calls d_mmap on mmap(2). */
+/*
+ * Unused cdevsw slots are stubs rather than NULL, as XNU's own character devices have (eno_stop,
+ * eno_reset, eno_mmap, eno_strat in bsd/kern/bsd_stubs.c). mmap(2) of a character device never
+ * reaches d_mmap: specfs answers ENODEV first (bsd/miscfs/specfs/spec_vnops.c).
+ */
 static int tun_no_stop(struct tty *tp, int rw) { (void)tp; (void)rw; return ENODEV; }
 static int tun_no_reset(int uban) { (void)uban; return ENODEV; }
-static int tun_no_mmap(dev_t dev, off_t offset, int nprot) { (void)dev; (void)offset; (void)nprot; return ENODEV; }
+static int tun_no_mmap(void) { return ENODEV; }
 static void tun_no_strategy(struct buf *bp) { (void)bp; }
 
 /*
@@ -90,7 +94,21 @@ errno_t tun_shim_ifnet_allocate(u_int32_t unit, void *softc, ifnet_t *interface)
     return ifnet_allocate(&init, interface);
 }
 
-/* Contract U-8: protocols are attached to this ifnet only; no global plumber. */
+/*
+ * Contract U-8, LD-4: the plumbers through which the stack attaches IPv4 and IPv6 to a tun
+ * interface when its first address of that family is added (kpi_protocol.c proto_plumb).
+ */
+errno_t tun_shim_register_plumber(protocol_family_t protocol)
+{
+    return proto_register_plumber(protocol, IFNET_FAMILY_TUN, tun_plumb_attach, tun_plumb_detach);
+}
+
+void tun_shim_unregister_plumber(protocol_family_t protocol)
+{
+    proto_unregister_plumber(protocol, IFNET_FAMILY_TUN);
+}
+
+/* Contract U-8: the protocol attached to one tun interface, called from its plumber. */
 errno_t tun_shim_attach_protocol(ifnet_t interface, protocol_family_t protocol)
 {
     struct ifnet_attach_proto_param param = {

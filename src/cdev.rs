@@ -8,7 +8,7 @@ use crate::errno::Errno;
 use crate::framing::{self, Framing};
 use crate::iface;
 use crate::klog;
-use crate::kpi::ifnet::{flags, Ifnet, AF_INET, AF_INET6};
+use crate::kpi::ifnet::{flags, Ifnet};
 use crate::kpi::mbuf::Mbuf;
 use crate::kpi::proc;
 use crate::kpi::select::SelectToken;
@@ -52,6 +52,7 @@ type BuildError = (Option<Ifnet>, Setup, Errno);
 
 /// Does the steps of U-4 that are not done yet. A failure before `ifnet_attach` releases the
 /// ifnet; after it, the attached ifnet is kept and the next open redoes the rest (U-5).
+/// `build_interface` holds no unit mutex: attaching calls back into the driver.
 fn build_interface(
     unit: &'static Unit,
     ifnet: Option<Ifnet>,
@@ -76,18 +77,8 @@ fn build_interface(
         ifnet.bpf_attach();
         setup.bpf = true;
     }
-    if !setup.inet {
-        ifnet
-            .attach_protocol(AF_INET)
-            .map_err(|e| (Some(ifnet), setup, e))?;
-        setup.inet = true;
-    }
-    if !setup.inet6 {
-        ifnet
-            .attach_protocol(AF_INET6)
-            .map_err(|e| (Some(ifnet), setup, e))?;
-        setup.inet6 = true;
-    }
+    // No protocol is attached here: the stack plumbs IPv4 and IPv6 through the driver's
+    // plumbers when the first address of each family is added (U-8).
     Ok((ifnet, setup))
 }
 
@@ -222,6 +213,10 @@ pub fn write(minor: u32, uio: &mut Uio<'_>) -> Result<(), Errno> {
 }
 
 /// Checks W2..W8 in order and builds the packet. `Ok(None)` is a counted drop (W7, W8).
+///
+/// The packet is built in one allocation with room for the 4-byte family word in front of the
+/// IP header; the user's bytes are copied once, straight into the chain (an AF header is read
+/// into that word's place first and replaced by the host-order family).
 fn write_packet(
     uio: &mut Uio<'_>,
     len: usize,
@@ -242,27 +237,24 @@ fn write_packet(
     } else {
         None
     };
-    let body = len - header_len;
-    if body == 0 {
+    if len == header_len {
         // W7: an AF header alone. (Raw writes of 0 bytes never get here: W1.)
         header_family
             .map(framing::family_from_af_header)
             .transpose()?;
         return Ok(None);
     }
-    let mut packet = Mbuf::alloc_packet(body)?; // W4
-    packet.fill_from(uio)?; // W5
+    let mut packet = Mbuf::from_uio(AF_HEADER_LEN, uio)?; // W4, W5
     let family = match header_family {
         Some(header) => framing::family_from_af_header(header)?, // W6, F-3
-        // W6; `body` > 0, so the packet has a first byte.
-        None => framing::family_from_version(packet.first_byte().ok_or(Errno::EINVAL)?)?,
+        // W6; the packet has a first byte after the family word (`len` > `header_len`).
+        None => framing::family_from_version(packet.byte_at(AF_HEADER_LEN).ok_or(Errno::EINVAL)?)?,
     };
     if !ifnet.is_up() {
         return Ok(None); // W8
     }
     // WR-1: the family sits just before the IP header, where demux finds it through
     // pkthdr.header; the data then starts at the IP header.
-    let mut packet = packet.prepend(AF_HEADER_LEN)?;
     packet.head_mut()[..AF_HEADER_LEN].copy_from_slice(&family.to_ne_bytes());
     packet.set_header_to_data();
     packet.trim_front(AF_HEADER_LEN);

@@ -7,11 +7,11 @@
 
 use crate::errno::Errno;
 use crate::klog;
-use crate::kpi::ifnet::{AF_INET, AF_INET6};
+use crate::kpi::ifnet::{self, AF_INET, AF_INET6};
 use crate::kpi::lock::{wakeup, Channel, Interruptible, KMutex, LockGroup};
 use crate::kpi::nodes::{self, DevNode, Major};
 use crate::limits::TUN_UNITS;
-use crate::unit::{UnitState, UNITS};
+use crate::unit::{Setup, Unit, UnitState, UNITS};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
 
 /// Threads inside the driver, and the unload flags.
@@ -133,13 +133,44 @@ pub fn start() -> Result<(), Errno> {
     }
     *LOCK_GROUP.lock() = Some(group);
 
-    match register_devices() {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            free_locks();
-            Err(e)
+    let registered = crate::iface::find_tag_id(c"org.tunnelkext.tunnel")
+        .and_then(|()| register_devices(&mut GLOBAL.lock()))
+        .and_then(|()| register_plumbers());
+    if let Err(e) = registered {
+        unregister_devices(&mut GLOBAL.lock());
+        free_locks();
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The protocol families the driver plumbs onto its interfaces (U-8).
+const PLUMBED: [u32; 2] = [AF_INET, AF_INET6];
+
+/// LD-4: registers the plumbers of U-8. `EEXIST` means another tun driver registered them
+/// first; it is named in the log and everything registered here is undone.
+fn register_plumbers() -> Result<(), Errno> {
+    for (done, &family) in PLUMBED.iter().enumerate() {
+        if let Err(e) = ifnet::register_plumber(family) {
+            if e == Errno::EEXIST {
+                klog!(
+                    "another tun driver (tuntaposx, Tunnelblick's tun) is loaded: it owns the plumber for protocol family {} on tun interfaces; unload it first",
+                    family
+                );
+            } else {
+                klog!(
+                    "proto_register_plumber({}) failed: errno {}",
+                    family,
+                    e.code()
+                );
+            }
+            PLUMBED[..done]
+                .iter()
+                .for_each(|&f| ifnet::unregister_plumber(f));
+            return Err(e);
         }
     }
+    Ok(())
 }
 
 fn install_mutexes(group: &LockGroup) -> Result<(), Errno> {
@@ -164,29 +195,53 @@ fn free_locks() {
     }
 }
 
-fn register_devices() -> Result<(), Errno> {
-    let mut global = GLOBAL.lock();
-    let Some(major) = nodes::cdevsw_add() else {
-        klog!("no free character-device major");
-        return Err(Errno::EBUSY);
+/// LD-1, LD-2: the cdevsw entry (if not there yet), then `/dev/tun0..15`.
+fn register_devices(global: &mut Registrations) -> Result<(), Errno> {
+    let major = match global.major {
+        Some(major) => major,
+        None => {
+            let Some(major) = nodes::cdevsw_add() else {
+                klog!("no free character-device major");
+                return Err(Errno::EBUSY);
+            };
+            global.major = Some(major);
+            major
+        }
     };
-    global.major = Some(major);
-    for unit in 0..TUN_UNITS {
-        match DevNode::make(major, unit) {
-            Ok(node) => global.nodes[unit] = Some(node),
-            Err(e) => {
+    for (unit, slot) in global.nodes.iter_mut().enumerate() {
+        if slot.is_none() {
+            *slot = Some(DevNode::make(major, unit).inspect_err(|_| {
                 klog!("devfs_make_node tun{} failed", unit);
-                for node in global.nodes.iter_mut().filter_map(Option::take) {
-                    node.remove();
-                }
-                if nodes::cdevsw_remove(major) {
-                    global.major = None;
-                }
-                return Err(e);
-            }
+            })?);
         }
     }
     Ok(())
+}
+
+/// Removes the nodes, then the cdevsw entry. Whether the entry is gone (`cdevsw_remove` can
+/// refuse, and then the table still points at the driver).
+fn unregister_devices(global: &mut Registrations) -> bool {
+    for node in global.nodes.iter_mut().filter_map(Option::take) {
+        node.remove();
+    }
+    if let Some(major) = global.major {
+        if !nodes::cdevsw_remove(major) {
+            return false;
+        }
+        global.major = None;
+    }
+    true
+}
+
+/// After a failed unload: devices back and the gate open, so the driver stays usable (ST-2,
+/// ST-3). Called without the global mutex.
+fn stay_loaded() {
+    let mut global = GLOBAL.lock();
+    if let Err(e) = register_devices(&mut global) {
+        klog!("could not restore the device nodes: errno {}", e.code());
+    }
+    GATE.dying.store(false, SeqCst);
+    GATE.stopping.store(false, SeqCst);
 }
 
 /// kmod stop (ST-1..ST-4). Refuses, with nothing changed, while a unit is open or a thread is
@@ -213,50 +268,31 @@ pub fn stop() -> Result<(), Errno> {
     GATE.dying.store(true, SeqCst);
 
     // ST-2: no new opens (nodes gone), then the cdevsw entry, which must succeed.
-    for node in global.nodes.iter_mut().filter_map(Option::take) {
-        node.remove();
-    }
-    if let Some(major) = global.major {
-        if !nodes::cdevsw_remove(major) {
-            klog!("cdevsw_remove failed; staying loaded");
-            return Err(Errno::EBUSY);
-        }
-        global.major = None;
+    if !unregister_devices(&mut global) {
+        klog!("cdevsw_remove failed; staying loaded");
+        drop(global);
+        stay_loaded();
+        return Err(Errno::EBUSY);
     }
     while GATE.inflight.load(SeqCst) != 0 {
         global.sleep_timeout(Channel::of(&GATE), 10);
     }
     drop(global);
 
-    // ST-3: detach every interface that was ever attached and wait for its callback.
+    // ST-3: detach every interface that was ever attached and wait for its callback; then
+    // the plumbers, which no interface of ours can reach any more.
     for unit in &UNITS {
-        let (ifnet, setup) = {
-            let mut state = unit.state.lock();
-            state.queue.purge();
-            unit.wake_all(&state);
-            (state.ifnet.take(), state.setup)
-        };
-        let Some(ifnet) = ifnet else { continue };
-        // An admin may have configured a closed interface; the stack calls back into the
-        // interface ioctl, so no unit mutex is held here.
-        if setup.attached {
-            let failures = crate::iface::remove_addresses(unit.number(), &ifnet);
-            unit.counters.add_address_removal_failures(failures);
+        if let Err(e) = detach_interface(unit) {
+            klog!(
+                "tun{}: detaching the interface failed (errno {}); staying loaded",
+                unit.number(),
+                e.code()
+            );
+            stay_loaded();
+            return Err(e);
         }
-        if setup.inet {
-            let _ = ifnet.detach_protocol(AF_INET);
-        }
-        if setup.inet6 {
-            let _ = ifnet.detach_protocol(AF_INET6);
-        }
-        if setup.attached && ifnet.detach().is_ok() {
-            let mut state = unit.state.lock();
-            while !state.detached {
-                state.sleep(unit.channel(), Interruptible::No)?;
-            }
-        }
-        ifnet.release();
     }
+    PLUMBED.iter().for_each(|&f| ifnet::unregister_plumber(f));
 
     // ST-4: no thread can reach driver state any more.
     for unit in &UNITS {
@@ -264,5 +300,50 @@ pub fn stop() -> Result<(), Errno> {
         state.sel.clear();
     }
     free_locks();
+    Ok(())
+}
+
+/// ST-3 for one unit: remove its addresses, detach its protocols, detach the interface, wait
+/// for the `detached` callback, release. On an error nothing more is done: the interface stays
+/// with the unit, referenced, and its callbacks can still run.
+fn detach_interface(unit: &'static Unit) -> Result<(), Errno> {
+    let (ifnet, setup, protocols) = {
+        let state = unit.state.lock();
+        unit.wake_all(&state);
+        (state.ifnet, state.setup, state.protocols)
+    };
+    let Some(ifnet) = ifnet else {
+        return Ok(());
+    };
+    // An admin may have configured a closed interface; the stack calls back into the
+    // interface ioctl, so no unit mutex is held here.
+    if setup.attached {
+        let failures = crate::iface::remove_addresses(unit.number(), &ifnet);
+        unit.counters.add_address_removal_failures(failures);
+    }
+    for family in protocols.families() {
+        match ifnet.detach_protocol(family) {
+            // ENXIO: the stack detached it already.
+            Ok(()) | Err(Errno::ENXIO) => unit.state.lock().protocols.set(family, false),
+            Err(e) => return Err(e),
+        }
+    }
+    if setup.attached {
+        ifnet.detach()?;
+        let mut state = unit.state.lock();
+        while !state.detached {
+            state.sleep(unit.channel(), Interruptible::No)?;
+        }
+    }
+    let ifnet = {
+        let mut state = unit.state.lock();
+        state.queue.purge();
+        state.setup = Setup::default();
+        state.detached = false; // a later interface of this unit has its own callback
+        state.ifnet.take()
+    };
+    if let Some(ifnet) = ifnet {
+        ifnet.release();
+    }
     Ok(())
 }

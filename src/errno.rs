@@ -22,6 +22,8 @@ pub enum Errno {
     EFAULT = sys::EFAULT as i32,
     /// Device busy.
     EBUSY = sys::EBUSY as i32,
+    /// Already exists: a protocol already attached, or a plumber another driver registered.
+    EEXIST = sys::EEXIST as i32,
     /// Invalid argument.
     EINVAL = sys::EINVAL as i32,
     /// Inappropriate ioctl for device.
@@ -50,7 +52,7 @@ impl Errno {
 
     /// The errno for a non-zero KPI return value; unknown values become `EIO`.
     pub fn from_code(code: i32) -> Errno {
-        const ALL: [Errno; 17] = [
+        const ALL: [Errno; 18] = [
             Errno::ENOENT,
             Errno::ESRCH,
             Errno::EINTR,
@@ -59,6 +61,7 @@ impl Errno {
             Errno::ENOMEM,
             Errno::EFAULT,
             Errno::EBUSY,
+            Errno::EEXIST,
             Errno::EINVAL,
             Errno::ENOTTY,
             Errno::EAGAIN,

@@ -4,6 +4,7 @@
 use crate::driver;
 use crate::errno::Errno;
 use crate::framing;
+use crate::framing::Framing;
 use crate::ioctl::{self, IFNAMSIZ};
 use crate::klog;
 use crate::kpi::addr::{AddressList, KernelSocket};
@@ -11,11 +12,14 @@ use crate::kpi::entry::IfIoctlArg;
 use crate::kpi::ifnet::{flags, Ifnet, AF_INET6};
 use crate::kpi::lock::wakeup;
 use crate::kpi::mbuf::Mbuf;
-use crate::limits::{MAX_SOCKADDR_LEN, TUN_MAXMTU, TUN_MINMTU};
+use crate::kpi::mbuf::TagId;
+use crate::limits::{AF_HEADER_LEN, MAX_SOCKADDR_LEN, TUN_MAXMTU, TUN_MINMTU};
 use crate::owner;
 use crate::queue::{Destination, QueuedPacket};
 use crate::unit::{Count, Unit, UnitState, UNITS};
+use core::ffi::CStr;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// The interface name of `unit`, `"tunN"`, NUL-padded to `IFNAMSIZ` (`TUNGIFNAME`, ifreq).
 pub fn interface_name(unit: usize) -> [u8; IFNAMSIZ] {
@@ -47,38 +51,89 @@ impl Write for TextBuf<'_> {
     }
 }
 
-/// The framer puts this in front of every outbound packet: the family (host order) and the
-/// destination sockaddr the stack gave. Output takes it off again before queueing.
-const OUTPUT_TAG_LEN: usize = 4 + MAX_SOCKADDR_LEN;
+/// `AF_UNSPEC`: the destination family of a BPF write without a complete header (bpf.c).
+const AF_UNSPEC: u32 = 0;
 
-/// framer: records the family and destination for output (the ifnet output callback only
-/// gets the packet). On error returns what is left of the packet, for the stack to free.
-pub fn frame(packet: Mbuf, dest: &[u8]) -> Result<Mbuf, (Option<Mbuf>, Errno)> {
-    let family = dest.get(1).copied().map_or(0, u32::from);
-    let mut packet = packet.prepend(OUTPUT_TAG_LEN).map_err(|e| (None, e))?;
+/// The mbuf tag id under which the framer records an output packet's destination for a reader
+/// in link-layer mode (F-5, OUT-6); 0 until load looks it up.
+static DEST_TAG: AtomicU32 = AtomicU32::new(0);
+/// The tag type of that destination.
+const DEST_TAG_KIND: u16 = 1;
+
+/// Load: looks up the driver's mbuf tag id (`mbuf_tag_id_find` of the bundle id).
+pub fn find_tag_id(bundle_id: &CStr) -> Result<(), Errno> {
+    DEST_TAG.store(TagId::find(bundle_id)?.to_raw(), Relaxed);
+    Ok(())
+}
+
+/// framer (OUT-6): puts the link header in front of the packet, the 4-byte host-order family
+/// word BPF shows (`DLT_NULL`), as Apple's utun framer puts its family word. The family is the
+/// destination's; a BPF write arrives with an `AF_UNSPEC` destination, and then the IP
+/// version nibble decides (output applies O3 to anything else). For a reader in link-layer
+/// mode the destination travels in an mbuf tag, never in the data. On error returns what is
+/// left of the packet, for the stack to free.
+pub fn frame(ifnet: Ifnet, packet: Mbuf, dest: &[u8]) -> Result<Mbuf, (Option<Mbuf>, Errno)> {
+    let dest_family = dest.get(1).copied().map_or(0, u32::from);
+    let family = if dest_family == AF_UNSPEC {
+        packet
+            .byte_at(0)
+            .and_then(|b| framing::family_from_version(b).ok())
+            .unwrap_or(AF_UNSPEC)
+    } else {
+        dest_family
+    };
+    let mut packet = packet.prepend(AF_HEADER_LEN).map_err(|e| (None, e))?;
     let head = packet.head_mut();
-    if head.len() < OUTPUT_TAG_LEN {
+    if head.len() < AF_HEADER_LEN {
         return Err((Some(packet), Errno::ENOBUFS));
     }
-    head[..4].copy_from_slice(&family.to_ne_bytes());
-    let kept = dest.len().min(MAX_SOCKADDR_LEN);
-    head[4..4 + kept].copy_from_slice(&dest[..kept]);
-    head[4 + kept..OUTPUT_TAG_LEN].fill(0);
+    head[..AF_HEADER_LEN].copy_from_slice(&family.to_ne_bytes());
+    if framing::is_supported_family(dest_family) && wants_destination(&ifnet) {
+        // Without the tag (no memory) a link-layer read shows the unspecified address.
+        let kept = dest.len().min(MAX_SOCKADDR_LEN);
+        let tag = TagId::from_raw(DEST_TAG.load(Relaxed));
+        let _ = packet.set_tag(tag, DEST_TAG_KIND, &dest[..kept]);
+    }
     Ok(packet)
 }
 
-/// Takes the framer's tag off a packet.
-fn untag(packet: &mut Mbuf) -> Result<(u32, Destination), Errno> {
-    if packet.len() < OUTPUT_TAG_LEN {
-        return Err(Errno::EAFNOSUPPORT);
-    }
-    let mut tag = [0u8; OUTPUT_TAG_LEN];
-    packet.copy_data(0, &mut tag)?;
-    packet.trim_front(OUTPUT_TAG_LEN);
-    let family = u32::from_ne_bytes([tag[0], tag[1], tag[2], tag[3]]);
-    let sockaddr = &tag[4..];
-    let sa_len = usize::from(sockaddr[0]).clamp(2, MAX_SOCKADDR_LEN);
-    Ok((family, Destination::new(&sockaddr[..sa_len])))
+/// Whether the unit of `ifnet` reads in link-layer mode, so output must keep destinations.
+fn wants_destination(ifnet: &Ifnet) -> bool {
+    let Ok(_gate) = driver::enter() else {
+        return false;
+    };
+    let unit = ifnet.softc().checked_sub(1).and_then(|n| UNITS.get(n));
+    unit.is_some_and(|u| u.state.lock().framing == Framing::LinkLayer)
+}
+
+/// Takes the link header off an output packet: the family word the framer wrote (or a BPF
+/// writer's complete `DLT_NULL` header), else, for a bare packet that skipped the framer
+/// (`dlil_output` raw output), the IP version nibble. `EAFNOSUPPORT` (O3) for anything else.
+/// The destination comes from the framer's tag, or is unspecified.
+fn unframe(packet: &mut Mbuf) -> Result<(u32, Destination), Errno> {
+    let mut word = [0u8; AF_HEADER_LEN];
+    let header = packet
+        .copy_data(0, &mut word)
+        .ok()
+        .map(|()| u32::from_ne_bytes(word))
+        .filter(|&f| framing::is_supported_family(f));
+    let family = match header {
+        Some(family) => {
+            packet.trim_front(AF_HEADER_LEN);
+            family
+        }
+        None => packet
+            .byte_at(0)
+            .ok_or(Errno::EAFNOSUPPORT)
+            .and_then(|b| framing::family_from_version(b))?,
+    };
+    let mut sockaddr = [0u8; MAX_SOCKADDR_LEN];
+    let tag = TagId::from_raw(DEST_TAG.load(Relaxed));
+    let dest = match packet.tag(tag, DEST_TAG_KIND, &mut sockaddr) {
+        Some(n) if n >= 2 => Destination::new(&sockaddr[..n]),
+        _ => Destination::unspecified(family),
+    };
+    Ok((family, dest))
 }
 
 /// output: a packet from the stack for the reader of `/dev/tunN` (O1..O5, OUT-1..OUT-5).
@@ -89,7 +144,7 @@ pub fn output(unit: usize, ifnet: Ifnet, mut packet: Mbuf) -> Result<(), Errno> 
         return Err(Errno::EHOSTDOWN);
     };
     let unit = UNITS.get(unit).ok_or(Errno::ENXIO)?;
-    let tag = untag(&mut packet);
+    let tag = unframe(&mut packet);
     let mut state = unit.state.lock();
     let result =
         tag.and_then(|(family, dest)| enqueue(unit, &mut state, &ifnet, packet, family, dest));
@@ -258,6 +313,41 @@ pub fn remove_addresses(unit: usize, ifnet: &Ifnet) -> u64 {
         }
     });
     failures
+}
+
+/// The unit whose interface is `ifnet`, if it is one of this driver's: the plumbers are global
+/// for `IFNET_FAMILY_TUN`, so the stack may offer another driver's interface.
+fn unit_of_interface(ifnet: &Ifnet) -> Option<&'static Unit> {
+    let unit = UNITS.get(ifnet.softc().checked_sub(1)?)?;
+    let ours = unit.state.lock().ifnet == Some(*ifnet);
+    ours.then_some(unit)
+}
+
+/// Plumber attach (U-8): attaches `family` to this one interface. `EEXIST` when it is already
+/// attached (XNU's IPv6 path treats that as success), `ENXIO` for an interface that is not one
+/// of this driver's, `EAFNOSUPPORT` for a family other than IPv4 and IPv6. Runs without the
+/// unit mutex: attaching calls back into the interface ioctl (U-8a).
+pub fn plumb(ifnet: Ifnet, family: u32) -> Result<(), Errno> {
+    let _gate = driver::enter()?;
+    check_protocol(family)?;
+    let unit = unit_of_interface(&ifnet).ok_or(Errno::ENXIO)?;
+    ifnet.attach_protocol(family)?;
+    unit.state.lock().protocols.set(family, true);
+    Ok(())
+}
+
+/// Plumber detach: detaches `family` from this one interface, if it is attached.
+pub fn unplumb(ifnet: Ifnet, family: u32) {
+    let Ok(_gate) = driver::enter() else {
+        return; // unloading: unload detaches the protocols itself (ST-3)
+    };
+    let Some(unit) = unit_of_interface(&ifnet) else {
+        return;
+    };
+    // ENXIO: it was not attached (any more); either way it is not now.
+    if matches!(ifnet.detach_protocol(family), Ok(()) | Err(Errno::ENXIO)) {
+        unit.state.lock().protocols.set(family, false);
+    }
 }
 
 /// detached: the interface is gone from the stack; unload may go on (ST-3). Not gated: unload

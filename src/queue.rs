@@ -3,6 +3,7 @@
 //! A fixed ring of `TUN_QLEN` slots: O(1) push and pop, no allocation per packet, FIFO order
 //! (OUT-3), and the limit counts packets, not bytes.
 
+use crate::kpi::ifnet::AF_INET6;
 use crate::kpi::mbuf::Mbuf;
 use crate::limits::{MAX_SOCKADDR_LEN, TUN_QLEN};
 
@@ -23,6 +24,17 @@ impl Destination {
             bytes,
             len: len as u8,
         }
+    }
+
+    /// The unspecified address of `family` (`sockaddr_in` or `sockaddr_in6` of zeros), for a
+    /// packet whose destination was not recorded (queued before link-layer mode was on, or sent
+    /// without the framer).
+    pub fn unspecified(family: u32) -> Destination {
+        let len: u8 = if family == AF_INET6 { 28 } else { 16 };
+        let mut bytes = [0; MAX_SOCKADDR_LEN];
+        bytes[0] = len;
+        bytes[1] = family as u8;
+        Destination { bytes, len }
     }
 
     /// The sockaddr bytes.

@@ -14,7 +14,7 @@
 use crate::driver;
 use crate::errno::Errno;
 use crate::framing::Framing;
-use crate::kpi::ifnet::Ifnet;
+use crate::kpi::ifnet::{Ifnet, AF_INET, AF_INET6};
 use crate::kpi::lock::{wakeup, Channel, Interruptible, KGuard, KMutex};
 use crate::kpi::select::SelInfo;
 use crate::limits::TUN_UNITS;
@@ -22,23 +22,47 @@ use crate::owner::Owner;
 use crate::queue::{PacketQueue, QueuedPacket};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// How far the unit's interface has been built (contract U-4, U-5).
+/// How far the unit's interface has been built by opens (contract U-4, U-5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Setup {
     /// `ifnet_attach` succeeded (a detached ifnet can never be attached again).
     pub attached: bool,
     /// BPF attached with `DLT_NULL`.
     pub bpf: bool,
-    /// `PF_INET` attached to this interface.
-    pub inet: bool,
-    /// `PF_INET6` attached to this interface.
-    pub inet6: bool,
 }
 
 impl Setup {
     /// Every step done.
     pub fn is_complete(&self) -> bool {
-        self.attached && self.bpf && self.inet && self.inet6
+        self.attached && self.bpf
+    }
+}
+
+/// The protocols the stack has attached to the unit's interface through the driver's
+/// plumbers (U-8); unload detaches them (ST-3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Protocols {
+    /// `PF_INET` is attached.
+    pub inet: bool,
+    /// `PF_INET6` is attached.
+    pub inet6: bool,
+}
+
+impl Protocols {
+    /// Records that `family` (`AF_INET` or `AF_INET6`) is attached or not.
+    pub fn set(&mut self, family: u32, attached: bool) {
+        match family {
+            AF_INET => self.inet = attached,
+            AF_INET6 => self.inet6 = attached,
+            _ => {}
+        }
+    }
+
+    /// The attached families.
+    pub fn families(&self) -> impl Iterator<Item = u32> {
+        [(self.inet, AF_INET), (self.inet6, AF_INET6)]
+            .into_iter()
+            .filter_map(|(on, family)| on.then_some(family))
     }
 }
 
@@ -239,6 +263,8 @@ pub struct UnitState {
     pub ifnet: Option<Ifnet>,
     /// How far the interface is built.
     pub setup: Setup,
+    /// The protocols plumbed onto the interface.
+    pub protocols: Protocols,
     /// The interface's `detached` callback has run (unload waits for it).
     pub detached: bool,
     /// `select(2)` records.
@@ -262,6 +288,8 @@ impl UnitState {
             setup: Setup {
                 attached: false,
                 bpf: false,
+            },
+            protocols: Protocols {
                 inet: false,
                 inet6: false,
             },

@@ -132,7 +132,7 @@ fn unit_of(ifp: &Ifnet) -> Option<usize> {
     ifp.softc().checked_sub(1)
 }
 
-/// ifnet `output`: a packet from the stack, already framed by [`tun_if_framer`].
+/// ifnet `output`: a packet from the stack, framed by [`tun_if_framer`] or raw (OUT-6).
 #[no_mangle]
 pub extern "C" fn tun_if_output(ifp: sys::ifnet_t, m: sys::mbuf_t) -> sys::errno_t {
     // SAFETY: the kernel hands us ownership of the packet for this call.
@@ -149,10 +149,10 @@ pub extern "C" fn tun_if_output(ifp: sys::ifnet_t, m: sys::mbuf_t) -> sys::errno
     errno_of(iface::output(unit, ifp, packet))
 }
 
-/// ifnet `framer`: records the destination the stack gave (needed for the family and LMODE).
+/// ifnet `framer`: the 4-byte family link header (OUT-6); LMODE's destination in a tag.
 #[no_mangle]
 pub extern "C" fn tun_if_framer(
-    _ifp: sys::ifnet_t,
+    ifp: sys::ifnet_t,
     packet: *mut sys::mbuf_t,
     dest: *const sys::sockaddr,
     _dest_linkaddr: *const c_char,
@@ -161,6 +161,10 @@ pub extern "C" fn tun_if_framer(
     if packet.is_null() {
         return Errno::EINVAL.code();
     }
+    // SAFETY: the ifnet is live during its own callback.
+    let Some(ifp) = (unsafe { Ifnet::from_raw(ifp) }) else {
+        return Errno::EINVAL.code();
+    };
     let dest_bytes: &[u8] = if dest.is_null() {
         &[]
     } else {
@@ -176,7 +180,7 @@ pub extern "C" fn tun_if_framer(
     let Some(m) = (unsafe { Mbuf::from_raw(*packet) }) else {
         return Errno::EINVAL.code();
     };
-    match iface::frame(m, dest_bytes) {
+    match iface::frame(ifp, m, dest_bytes) {
         Ok(m) => {
             // SAFETY: valid out-pointer (checked above).
             unsafe { *packet = m.into_raw() };
@@ -255,6 +259,28 @@ pub extern "C" fn tun_if_detached(ifp: sys::ifnet_t) {
     // SAFETY: the ifnet is live during its own callback.
     if let Some(unit) = unsafe { Ifnet::from_raw(ifp) }.and_then(|ifp| unit_of(&ifp)) {
         iface::detached(unit);
+    }
+}
+
+/// Plumber attach (`proto_plumb`): the stack attaches `protocol` to one tun interface.
+#[no_mangle]
+pub extern "C" fn tun_plumb_attach(
+    ifp: sys::ifnet_t,
+    protocol: sys::protocol_family_t,
+) -> sys::errno_t {
+    // SAFETY: the ifnet is live during the plumber call.
+    let Some(ifp) = (unsafe { Ifnet::from_raw(ifp) }) else {
+        return Errno::EINVAL.code();
+    };
+    errno_of(iface::plumb(ifp, protocol))
+}
+
+/// Plumber detach (`proto_unplumb`): the stack detaches `protocol` from one tun interface.
+#[no_mangle]
+pub extern "C" fn tun_plumb_detach(ifp: sys::ifnet_t, protocol: sys::protocol_family_t) {
+    // SAFETY: the ifnet is live during the plumber call.
+    if let Some(ifp) = unsafe { Ifnet::from_raw(ifp) } {
+        iface::unplumb(ifp, protocol);
     }
 }
 

@@ -89,7 +89,7 @@ impl Ifnet {
         check(unsafe { sys::tun_shim_attach_protocol(self.raw(), family) })
     }
 
-    /// Detaches protocol `family`.
+    /// Detaches protocol `family`: `ENXIO` when it is not attached.
     pub fn detach_protocol(&self, family: u32) -> Result<(), Errno> {
         // SAFETY: live ifnet.
         check(unsafe { sys::ifnet_detach_protocol(self.raw(), family) })
@@ -185,7 +185,7 @@ impl Ifnet {
     pub fn tap_in(&self, packet: &Mbuf, family: u32) {
         let mut header = family.to_ne_bytes();
         // SAFETY: BPF copies the header and packet during the call.
-        let _ = unsafe {
+        unsafe {
             sys::bpf_tap_in(
                 self.raw(),
                 sys::DLT_NULL,
@@ -200,7 +200,7 @@ impl Ifnet {
     pub fn tap_out(&self, packet: &Mbuf, family: u32) {
         let mut header = family.to_ne_bytes();
         // SAFETY: BPF copies the header and packet during the call.
-        let _ = unsafe {
+        unsafe {
             sys::bpf_tap_out(
                 self.raw(),
                 sys::DLT_NULL,
@@ -210,4 +210,18 @@ impl Ifnet {
             )
         };
     }
+}
+
+/// Registers the plumber through which the stack attaches protocol `family` to every tun
+/// interface (`proto_register_plumber` for (`family`, `IFNET_FAMILY_TUN`)); `EEXIST` when
+/// another driver registered it first.
+pub fn register_plumber(family: u32) -> Result<(), Errno> {
+    // SAFETY: the shim passes its own C-made callback pointers.
+    check(unsafe { sys::tun_shim_register_plumber(family) })
+}
+
+/// Unregisters that plumber (`proto_unregister_plumber`, which cannot fail).
+pub fn unregister_plumber(family: u32) {
+    // SAFETY: a plain KPI call; unregistering an absent plumber does nothing.
+    unsafe { sys::tun_shim_unregister_plumber(family) };
 }

@@ -9,6 +9,10 @@ use super::uio::Uio;
 use crate::errno::{check, Errno};
 use core::ptr::NonNull;
 
+/// The largest packet asked for in one segment: a 2 KiB cluster (`MCLBYTES`). XNU gives a
+/// packet up to this size one mbuf or one cluster when `*maxchunks` is 1.
+const ONE_SEGMENT: usize = 2048;
+
 /// One packet, as a chain of mbufs, owned by the driver.
 pub struct Mbuf(NonNull<sys::__mbuf>);
 
@@ -16,22 +20,53 @@ pub struct Mbuf(NonNull<sys::__mbuf>);
 unsafe impl Send for Mbuf {}
 
 impl Mbuf {
-    /// Allocates a packet chain of exactly `len` data bytes without sleeping
-    /// (`MBUF_DONTWAIT`); `ENOBUFS` when the kernel has none.
-    pub fn alloc_packet(len: usize) -> Result<Mbuf, Errno> {
+    /// Builds a packet of `front` bytes followed by everything left in `uio`, copying the
+    /// user's bytes once, straight into the chain (`MBUF_DONTWAIT`). The first `front` bytes
+    /// lie in the first segment and are left for the caller to write ([`Mbuf::head_mut`]).
+    ///
+    /// XNU's `mbuf_allocpacket` returns every segment with `m_len` 0 and `pkthdr.len` 0
+    /// (`m_allocpacket_internal`, `MBUF_INIT`): each segment is filled up to `mbuf_maxlen`,
+    /// then its length and the packet length are set here. A packet that fits a 2 KiB cluster
+    /// is asked for in one segment, so up to 1500 bytes of IP plus the 4-byte family word
+    /// never straddle two mbufs. `ENOBUFS` when the kernel has no mbufs; a copy fault's error
+    /// (`EFAULT`) with the chain freed.
+    pub fn from_uio(front: usize, uio: &mut Uio<'_>) -> Result<Mbuf, Errno> {
+        let total = front + uio.resid();
+        let mut segments: core::ffi::c_uint = if total <= ONE_SEGMENT { 1 } else { 0 };
         let mut m: sys::mbuf_t = core::ptr::null_mut();
-        // SAFETY: `m` is a valid out-pointer; a NULL maxchunks means "no limit".
-        let rc = unsafe {
-            sys::mbuf_allocpacket(sys::MBUF_DONTWAIT, len, core::ptr::null_mut(), &mut m)
-        };
+        // SAFETY: valid out-pointers; `segments` caps the chain when non-zero.
+        let rc = unsafe { sys::mbuf_allocpacket(sys::MBUF_DONTWAIT, total, &mut segments, &mut m) };
         if rc != 0 {
             return Err(Errno::ENOBUFS);
         }
-        let m = Mbuf(NonNull::new(m).ok_or(Errno::ENOBUFS)?);
-        // XNU sets m_len on each segment so that they sum to `len`; pin it.
-        // SAFETY: `m` is a packet-header mbuf we own.
-        unsafe { sys::mbuf_pkthdr_setlen(m.raw(), len) };
-        Ok(m)
+        let packet = Mbuf(NonNull::new(m).ok_or(Errno::ENOBUFS)?);
+        let mut seg = packet.raw();
+        let (mut skip, mut left) = (front, total);
+        while !seg.is_null() && left > 0 {
+            // SAFETY: `seg` is a fresh segment of our chain: its data starts at its storage,
+            // which holds `mbuf_maxlen` bytes that nobody else touches.
+            let room = unsafe {
+                let n = sys::mbuf_maxlen(seg).min(left);
+                core::slice::from_raw_parts_mut(sys::mbuf_data(seg).cast::<u8>(), n)
+            };
+            if room.len() < skip {
+                return Err(Errno::ENOBUFS); // the caller's front must be contiguous
+            }
+            uio.copy_in(&mut room[skip..])?;
+            left -= room.len();
+            skip = 0;
+            // SAFETY: as above; the segment now holds `room.len()` bytes.
+            unsafe {
+                sys::mbuf_setlen(seg, room.len());
+                seg = sys::mbuf_next(seg);
+            }
+        }
+        if left > 0 {
+            return Err(Errno::ENOBUFS);
+        }
+        // SAFETY: our packet header mbuf; the segments' lengths add up to `total`.
+        unsafe { sys::mbuf_pkthdr_setlen(packet.raw(), total) };
+        Ok(packet)
     }
 
     /// Takes ownership of a packet the kernel handed to the driver.
@@ -89,11 +124,6 @@ impl Mbuf {
         Ok(())
     }
 
-    /// Fills the whole packet from `uio` (one copy, straight into the chain).
-    pub fn fill_from(&mut self, uio: &mut Uio<'_>) -> Result<(), Errno> {
-        self.for_each_segment(|seg| uio.copy_in(seg))
-    }
-
     /// Copies the packet, from `offset`, out to `uio` until either runs out. Returns the
     /// number of packet bytes copied.
     pub fn copy_out(&mut self, mut offset: usize, uio: &mut Uio<'_>) -> Result<usize, Errno> {
@@ -114,16 +144,18 @@ impl Mbuf {
         Ok(copied)
     }
 
-    /// The first data byte, read in place from the first non-empty segment (no copy call).
-    pub fn first_byte(&self) -> Option<u8> {
+    /// The data byte at `offset`, read in place (no copy call); `None` past the end.
+    pub fn byte_at(&self, mut offset: usize) -> Option<u8> {
         let mut seg = self.raw();
         while !seg.is_null() {
-            // SAFETY: `seg` is a segment of the chain we own; when its length is non-zero its
-            // data pointer addresses at least one initialised byte.
+            // SAFETY: `seg` is a segment of the chain we own; its first `mbuf_len` bytes at
+            // `mbuf_data` are initialised.
             unsafe {
-                if sys::mbuf_len(seg) > 0 {
-                    return Some(*sys::mbuf_data(seg).cast::<u8>());
+                let len = sys::mbuf_len(seg);
+                if offset < len {
+                    return Some(*sys::mbuf_data(seg).cast::<u8>().add(offset));
                 }
+                offset -= len;
                 seg = sys::mbuf_next(seg);
             }
         }
@@ -178,6 +210,68 @@ impl Mbuf {
     pub fn trim_front(&mut self, len: usize) {
         // SAFETY: our chain; mbuf_adj adjusts lengths in place and updates pkthdr.len.
         unsafe { sys::mbuf_adj(self.raw(), len as i32) };
+    }
+}
+
+/// A module id for mbuf tags (`mbuf_tag_id_find`): the same name always gives the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TagId(u32);
+
+impl TagId {
+    /// The id of `name` (a reverse-DNS string such as the bundle id).
+    pub fn find(name: &core::ffi::CStr) -> Result<TagId, Errno> {
+        let mut id: sys::mbuf_tag_id_t = 0;
+        // SAFETY: a NUL-terminated string and a valid out-pointer.
+        check(unsafe { sys::mbuf_tag_id_find(name.as_ptr(), &mut id) })?;
+        Ok(TagId(id))
+    }
+
+    /// The raw id, for keeping in an atomic.
+    pub fn to_raw(self) -> u32 {
+        self.0
+    }
+
+    /// An id kept with [`TagId::to_raw`].
+    pub fn from_raw(raw: u32) -> TagId {
+        TagId(raw)
+    }
+}
+
+impl Mbuf {
+    /// Attaches a copy of `data` to the packet as its tag (`id`, `kind`); it travels with the
+    /// packet header and is freed with the packet (`mbuf_tag_allocate`, `MBUF_DONTWAIT`).
+    pub fn set_tag(&mut self, id: TagId, kind: u16, data: &[u8]) -> Result<(), Errno> {
+        let mut p: *mut core::ffi::c_void = core::ptr::null_mut();
+        // SAFETY: our packet header mbuf and a valid out-pointer.
+        check(unsafe {
+            sys::mbuf_tag_allocate(
+                self.raw(),
+                id.0,
+                kind,
+                data.len(),
+                sys::MBUF_DONTWAIT,
+                &mut p,
+            )
+        })?;
+        // SAFETY: on success `p` addresses `data.len()` bytes of tag storage owned by the packet.
+        unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), p.cast::<u8>(), data.len()) };
+        Ok(())
+    }
+
+    /// Copies the packet's tag (`id`, `kind`) into `out` (cut to fit); its length, or `None`
+    /// when the packet has no such tag.
+    pub fn tag(&self, id: TagId, kind: u16, out: &mut [u8]) -> Option<usize> {
+        let mut len = 0usize;
+        let mut p: *mut core::ffi::c_void = core::ptr::null_mut();
+        // SAFETY: our packet header mbuf and valid out-pointers.
+        let rc = unsafe { sys::mbuf_tag_find(self.raw(), id.0, kind, &mut len, &mut p) };
+        if rc != 0 || p.is_null() {
+            return None;
+        }
+        let n = len.min(out.len());
+        // SAFETY: the tag holds `len` bytes at `p` for as long as the packet lives.
+        unsafe { core::ptr::copy_nonoverlapping(p.cast::<u8>(), out.as_mut_ptr(), n) };
+        Some(n)
     }
 }
 

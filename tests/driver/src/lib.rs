@@ -117,9 +117,12 @@ pub fn ipv6_udp(src: [u8; 16], dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Brings `tunN` up the way `ifconfig tunN 10.0.0.1 10.0.0.2` does (SIOCSIFADDR).
-pub fn configure_ipv4(name: &str) {
+/// Configures `tunN` as `ifconfig tunN 10.0.0.1 10.0.0.2` then `ifconfig tunN inet6 fd00::1`
+/// do: the stack plumbs IPv4 and IPv6 through the driver's plumbers (U-8), the first
+/// protocol marks the interface up (U-8a) and `SIOCSIFADDR` sets it running.
+pub fn configure(name: &str) {
     xnu_sim::stack::add_address(name, AF_INET, &[10, 0, 0, 1]).expect("ifconfig inet");
+    xnu_sim::stack::add_address(name, AF_INET6, &V6_LOCAL).expect("ifconfig inet6");
 }
 
 /// The text `ifconfig tunN` prints from the driver (`SIOCGIFSTATUS`), up to its NUL.

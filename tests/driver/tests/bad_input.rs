@@ -267,9 +267,13 @@ fn run(fd: &mut Fd, op: &Op) {
                 sa
             };
             match stack::output("tun0", *family, &dest, &payload) {
-                // O1..O5; EAFNOSUPPORT also from the stack when no such protocol is attached.
-                Ok(()) | Err(Errno::EHOSTDOWN) | Err(Errno::EAFNOSUPPORT) | Err(Errno::ENOBUFS) => {
-                }
+                // O1..O5; ENXIO from the stack itself when no protocol of that family is
+                // attached (dlil.c dlil_output: find_attached_proto finds none).
+                Ok(())
+                | Err(Errno::EHOSTDOWN)
+                | Err(Errno::EAFNOSUPPORT)
+                | Err(Errno::ENOBUFS)
+                | Err(Errno::ENXIO) => {}
                 Err(e) => panic!("output family {family}: undocumented {e:?}"),
             }
         }
@@ -310,7 +314,7 @@ proptest! {
         let fd = fresh_kext();
         for (len, first, up) in writes {
             if up {
-                configure_ipv4("tun0");
+                configure("tun0");
             } else {
                 stack::set_flags("tun0", 0, xnu_sim::abi::IFF_UP).unwrap();
             }
@@ -330,7 +334,7 @@ proptest! {
         )
     ) {
         let fd = fresh_kext();
-        configure_ipv4("tun0");
+        configure("tun0");
         syscalls::ioctl_int(fd, io::TUNSIFHEAD, 1).expect("TUNSIFHEAD");
         for (len, header, version) in writes {
             let mut head = header.to_vec();
@@ -352,7 +356,7 @@ proptest! {
         }
         // Still a working device: back to defaults by close/reopen, then one packet each way.
         run(&mut fd, &Op::Reopen);
-        configure_ipv4("tun0");
+        configure("tun0");
         let packet = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], b"after");
         prop_assert_eq!(syscalls::write(fd, &packet), Ok(packet.len()));
         finish(fd);
@@ -375,7 +379,7 @@ proptest! {
     #[test]
     fn random_sequences_of_everything_leak_nothing(ops in prop::collection::vec(op(), 1..40)) {
         let mut fd = fresh_kext();
-        configure_ipv4("tun0");
+        configure("tun0");
         for op in &ops {
             run(&mut fd, op);
         }
@@ -409,7 +413,7 @@ fn every_t_and_f_group_command_gives_a_documented_errno() {
 #[test]
 fn a_fixed_sequence_of_edge_cases_gives_documented_outcomes() {
     let mut fd = fresh_kext();
-    configure_ipv4("tun0");
+    configure("tun0");
     let ops = [
         Op::Write {
             len: 65536,

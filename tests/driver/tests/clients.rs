@@ -265,7 +265,7 @@ fn c4_vtun_freebsd() {
     let (_, fd) = found.unwrap();
     assert_eq!(ioctl_int(fd, TUNSLMODE, 0), Ok(0));
     assert_eq!(ioctl_int(fd, TUNSIFHEAD, 0), Ok(0));
-    configure_ipv4("tun0");
+    configure("tun0");
     let down = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], b"raw for vtun");
     send_ipv4("tun0", &down).unwrap();
     assert_eq!(select_and_read(fd), down);

@@ -49,7 +49,7 @@ fn address_commands_bring_the_interface_up_and_running() {
 fn sifflags_and_difaddr_are_accepted_as_is() {
     boot_and_load();
     let fd = open_unit(1);
-    configure_ipv4("tun1");
+    configure("tun1");
     assert_eq!(stack::ioctl("tun1", SIOCDIFADDR, &mut []), Ok(()));
     assert_eq!(
         flags("tun1") & IFF_UP,

@@ -69,7 +69,7 @@ fn tuninfo_sets_mtu_and_baudrate_with_its_error_order() {
         (1400, 64000),
         "nothing changed on error"
     );
-    configure_ipv4("tun2");
+    configure("tun2");
     syscalls::ioctl(fd, TUNSIFINFO, &mut tuninfo(0, 72, IFT_OTHER as u8)).unwrap();
     syscalls::ioctl(fd, TUNSIFINFO, &mut tuninfo(0, 65535, IFT_OTHER as u8)).unwrap();
     assert_eq!(
@@ -133,7 +133,7 @@ fn tunsifmode_sets_the_interface_mode_only_while_down() {
         IFF_POINTOPOINT | IFF_MULTICAST,
         "unchanged by EINVAL"
     );
-    configure_ipv4("tun3");
+    configure("tun3");
     assert_eq!(ioctl_int(fd, TUNSIFMODE, 0x2), Err(Errno::EBUSY));
     assert_eq!(
         ioctl_int(fd, TUNSIFMODE, 0x12),
@@ -194,7 +194,7 @@ fn fionbio_and_fioasync_accept_any_value_io7() {
 fn fionread_is_the_framed_length_of_the_head_packet() {
     boot_and_load();
     let fd = open_unit(7);
-    configure_ipv4("tun7");
+    configure("tun7");
     assert_eq!(ioctl_int(fd, FIONREAD, -1), Ok(0));
     let v6 = ipv6_udp(V6_LOCAL, V6_PEER, &[1; 33]);
     send_ipv6("tun7", &v6).unwrap();
@@ -328,7 +328,7 @@ fn sigio_reaches_the_owner_on_enqueue_io6() {
     let me = proc::spawn_process(0);
     proc::set_current_pid(me);
     let fd = open_unit(12);
-    configure_ipv4("tun12");
+    configure("tun12");
     let p = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], b"sigio");
     syscalls::fcntl_setown(fd, me).unwrap();
     send_ipv4("tun12", &p).unwrap();
@@ -348,7 +348,7 @@ fn sigio_reaches_the_owner_on_enqueue_io6() {
         Ok(0),
         "close cleared the owner"
     );
-    configure_ipv4("tun12");
+    configure("tun12");
     send_ipv4("tun12", &p).unwrap();
     assert_eq!(
         proc::signals_received(me),

@@ -17,7 +17,7 @@ fn v4(payload: &[u8]) -> Vec<u8> {
 fn output_to_a_closed_unit_is_ehostdown_o1() {
     boot_and_load();
     let fd = open_unit(0);
-    configure_ipv4("tun0");
+    configure("tun0");
     syscalls::close(fd).unwrap();
     // An admin brings the closed interface up again: still EHOSTDOWN, the unit is not open.
     stack::set_flags("tun0", IFF_UP | IFF_RUNNING, 0).unwrap();
@@ -28,11 +28,20 @@ fn output_to_a_closed_unit_is_ehostdown_o1() {
     unload_clean();
 }
 
-/// O2, errno #21: output while the interface is down is EHOSTDOWN, freed, oerrors.
+/// O2, errno #21: output while the interface is down is EHOSTDOWN, freed, oerrors. (Before
+/// any address the stack has no protocol on tunN and refuses by itself: ENXIO, U-8.)
 #[test]
 fn output_while_down_is_ehostdown_o2() {
     boot_and_load();
     let fd = open_unit(1);
+    assert_eq!(
+        send_ipv4("tun1", &v4(b"x")),
+        Err(Errno::ENXIO),
+        "U-8: not plumbed"
+    );
+    assert_eq!(if_stats("tun1").oerrors, 0, "the driver was not called");
+    configure("tun1");
+    stack::set_flags("tun1", 0, IFF_UP).unwrap();
     assert_eq!(send_ipv4("tun1", &v4(b"x")), Err(Errno::EHOSTDOWN));
     assert_eq!(if_stats("tun1").oerrors, 1);
     assert_eq!(xnu_sim::mbuf::live_mbufs(), 0);
@@ -50,7 +59,7 @@ fn output_while_down_is_ehostdown_o2() {
 fn output_of_another_family_is_eafnosupport_o3() {
     boot_and_load();
     let fd = open_unit(2);
-    configure_ipv4("tun2");
+    configure("tun2");
     let mut dest = sockaddr_in([10, 0, 0, 2]);
     dest[1] = 18; // AF_LINK
     assert_eq!(
@@ -69,7 +78,7 @@ fn output_of_another_family_is_eafnosupport_o3() {
 fn the_queue_holds_128_packets_then_enobufs_o4() {
     boot_and_load();
     let fd = open_unit(3);
-    configure_ipv4("tun3");
+    configure("tun3");
     for i in 0..128u32 {
         send_ipv4("tun3", &v4(&i.to_be_bytes())).unwrap();
     }
@@ -111,11 +120,11 @@ fn the_queue_holds_128_packets_then_enobufs_o4() {
 fn an_enqueue_wakes_readers_selectors_and_sends_sigio_out2() {
     boot_and_load();
     let fd = open_unit(4);
-    configure_ipv4("tun4");
+    configure("tun4");
     let me = proc::spawn_process(0);
     proc::set_current_pid(me);
     let fd_me = open_unit(5);
-    configure_ipv4("tun5");
+    configure("tun5");
     syscalls::fcntl_setown(fd_me, me).unwrap();
     ioctl_int(fd_me, FIOASYNC, 1).unwrap();
     proc::set_current_pid(proc::INIT_PID);

@@ -17,7 +17,7 @@ const ZERO: Option<Duration> = Some(Duration::ZERO);
 fn select_readable_iff_a_packet_is_queued_sel1() {
     boot_and_load();
     let fd = open_unit(0);
-    configure_ipv4("tun0");
+    configure("tun0");
     assert_eq!(syscalls::select(&[fd], &[fd], ZERO), Ok((vec![], vec![fd])));
     send_ipv4("tun0", &ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], b"s")).unwrap();
     assert_eq!(
@@ -39,7 +39,7 @@ fn select_readable_iff_a_packet_is_queued_sel1() {
 fn a_parked_selector_is_woken_by_an_enqueue_from_another_thread_sel3() {
     boot_and_load();
     let fd = open_unit(1);
-    configure_ipv4("tun1");
+    configure("tun1");
     for round in 0..50u8 {
         let selector = proc::spawn_thread(proc::INIT_PID, move || {
             syscalls::select(&[fd], &[], Some(Duration::from_secs(20)))
@@ -79,7 +79,7 @@ fn revoke_wakes_a_parked_selector_sel3() {
 fn unload_with_a_pending_select_is_refused_then_clean_sel3() {
     boot_and_load();
     let fd = open_unit(3);
-    configure_ipv4("tun3");
+    configure("tun3");
     let selector = proc::spawn_thread(proc::INIT_PID, move || {
         syscalls::select(&[fd], &[], Some(Duration::from_secs(20)))
     });
@@ -190,7 +190,7 @@ fn unload_removes_addresses_left_on_a_closed_interface_st3() {
 fn debug_dump_logs_one_line_per_close_when_debug_is_on() {
     boot_and_load();
     let fd = open_unit(7);
-    configure_ipv4("tun7");
+    configure("tun7");
     let p = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], b"count me");
     syscalls::write(fd, &p).unwrap();
     send_ipv4("tun7", &p).unwrap();

@@ -11,7 +11,7 @@ use xnu_sim::{ifnet, proc, stack, Errno};
 fn raw_ipv4_write_reaches_the_stack_as_inet() {
     boot_and_load();
     let fd = open_unit(0);
-    configure_ipv4("tun0");
+    configure("tun0");
     let packet = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], b"hello, stack");
     assert_eq!(syscalls::write(fd, &packet), Ok(packet.len()));
     assert_eq!(ifnet::received("tun0"), vec![(AF_INET, packet.clone())]);
@@ -26,7 +26,7 @@ fn raw_ipv4_write_reaches_the_stack_as_inet() {
 fn stack_output_is_read_back_byte_for_byte() {
     boot_and_load();
     let fd = open_unit(0);
-    configure_ipv4("tun0");
+    configure("tun0");
     let packet = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], &[0x5a; 1400]);
     stack::output("tun0", AF_INET, &sockaddr_in([10, 0, 0, 2]), &packet).unwrap();
     let mut buf = vec![0u8; 4096];
@@ -61,7 +61,7 @@ fn nonblocking_read_of_an_empty_queue_is_eagain() {
 fn blocking_read_wakes_on_enqueue() {
     boot_and_load();
     let fd = open_unit(2);
-    configure_ipv4("tun2");
+    configure("tun2");
     let packet = ipv6_udp([0xfd; 16], [0xfe; 16], b"wake up");
     let reader = proc::spawn_thread(proc::INIT_PID, move || {
         let mut buf = vec![0u8; 2048];

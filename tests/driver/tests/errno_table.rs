@@ -58,7 +58,7 @@ fn every_row_of_the_errno_table() {
 
     load();
     let fd = open_unit(0);
-    configure_ipv4("tun0");
+    configure("tun0");
     t.row(1, syscalls::open("/dev/tun0", O_RDWR), Err(Errno::EBUSY));
     t.row(2, syscalls::open("/dev/tun16", O_RDWR), Err(Errno::ENOENT));
     let major0 = major(devices::node("tun0").unwrap().dev);

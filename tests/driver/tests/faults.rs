@@ -24,7 +24,7 @@ fn write_path_mbuf_failure_at_each_site_is_enobufs_and_leaks_nothing() {
     boot_strict(0x5eed_0201);
     load();
     let fd = open_unit(0);
-    configure_ipv4("tun0");
+    configure("tun0");
     let mut site = 1;
     loop {
         let before = ifnet::interface("tun0").unwrap().stats;
@@ -59,7 +59,10 @@ fn write_path_mbuf_failure_at_each_site_is_enobufs_and_leaks_nothing() {
         site += 1;
         assert!(site < 10, "the write path never stopped allocating");
     }
-    assert_eq!(site, 3, "two allocation sites: packet chain, frame header");
+    assert_eq!(
+        site, 2,
+        "one allocation site: the packet chain, family word included"
+    );
     syscalls::close(fd).unwrap();
     figure("faults", faults_fired_total());
     unload_clean();
@@ -73,7 +76,7 @@ fn output_path_mbuf_failure_in_the_framer_frees_the_packet() {
     boot_strict(0x5eed_0202);
     load();
     let fd = open_unit(1);
-    configure_ipv4("tun1");
+    configure("tun1");
     syscalls::fcntl_setfl(fd, O_NONBLOCK).unwrap();
     let mut site = 1;
     loop {
@@ -113,7 +116,7 @@ fn random_mbuf_and_copy_faults_under_traffic_give_documented_errnos_only() {
     boot_perturbed(0x5eed_0203);
     load();
     let fd = open_unit(2);
-    configure_ipv4("tun2");
+    configure("tun2");
     syscalls::fcntl_setfl(fd, O_NONBLOCK).unwrap();
     fail_with_probability(Fault::MbufAlloc, 0.2);
     fail_with_probability(Fault::CopyIn, 0.05);
@@ -163,10 +166,9 @@ fn random_mbuf_and_copy_faults_under_traffic_give_documented_errnos_only() {
 }
 
 /// U-5, errno #6: each failable KPI call of the first open fails in turn (ifnet_allocate,
-/// ifnet_attach, the PF_INET and PF_INET6 attaches). Open returns the KPI error and the unit
-/// stays closed; a failure before the attach leaves no ifnet, a later one keeps the attached
-/// ifnet incomplete; the next open completes it (same index), and unload — with or without that
-/// completing open — leaves nothing behind.
+/// ifnet_attach; protocols are plumbed later, by the addresses, U-8). Open returns the KPI
+/// error, the unit stays closed and no interface is left; the next open completes, and unload
+/// (with or without that open) leaves nothing behind.
 #[test]
 fn first_open_failure_at_each_step_is_enomem_and_the_next_open_completes() {
     boot_strict(0x5eed_0204);
@@ -182,44 +184,30 @@ fn first_open_failure_at_each_step_is_enomem_and_the_next_open_completes() {
                 Err(e) => {
                     assert_eq!(e, Errno::ENOMEM, "step {step}: U-5, errno #6");
                     let info = ifnet::interface("tun3");
-                    match step {
-                        // ifnet_allocate or ifnet_attach failed: no interface at all.
-                        1 | 2 => assert!(info.is_none(), "step {step}: {info:?}"),
-                        // A protocol attach failed: the attached ifnet is kept, incomplete.
-                        _ => {
-                            let info = info.expect("attached ifnet kept");
-                            assert_eq!(info.state, ifnet::IfState::Attached);
-                            assert!(info.protocols.len() < 2, "step {step}: incomplete");
-                        }
-                    }
+                    assert!(info.is_none(), "step {step}: no interface: {info:?}");
                     assert_eq!(xnu_sim::leaks().mbufs, 0);
                     if !complete {
-                        // Unload with the ifnet half-built: still clean (ST-3).
                         unload_clean();
                         continue;
                     }
-                    let index = ifnet::if_nametoindex("tun3");
-                    let fd = open_unit(3); // the unit stayed closed, so this is no EBUSY
-                    if index != 0 {
-                        assert_eq!(ifnet::if_nametoindex("tun3"), index, "U-5: same ifnet");
-                    }
-                    fd
+                    open_unit(3) // the unit stayed closed, so this is no EBUSY
                 }
             };
             let info = ifnet::interface("tun3").unwrap();
-            assert_eq!(
-                info.protocols,
-                vec![AF_INET, AF_INET6],
-                "step {step}: complete"
-            );
+            assert!(info.protocols.is_empty(), "step {step}: U-8, none at open");
             assert_eq!(info.bpf.map(|b| b.1), Some(4), "U-9");
-            configure_ipv4("tun3");
+            configure("tun3");
+            assert_eq!(
+                ifnet::interface("tun3").unwrap().protocols,
+                vec![AF_INET, AF_INET6],
+                "step {step}: plumbed by the addresses"
+            );
             let packet = up4(step as u8);
             assert_eq!(syscalls::write(fd, &packet), Ok(packet.len()), "works");
             syscalls::close(fd).unwrap();
             unload_clean();
             if result.is_ok() {
-                assert_eq!(step, 5, "four failable calls in the first open");
+                assert_eq!(step, 3, "two failable calls in the first open");
                 figure("faults", faults_fired_total());
                 return;
             }
@@ -268,7 +256,7 @@ fn copy_faults_are_efault_and_free_the_packet() {
     boot_strict(0x5eed_0206);
     load();
     let fd = open_unit(4);
-    configure_ipv4("tun4");
+    configure("tun4");
     fail_nth(Fault::CopyIn, 1);
     assert_eq!(syscalls::write(fd, &up4(1)), Err(Errno::EFAULT), "W5");
     assert_eq!(ifnet::interface("tun4").unwrap().stats.ierrors, 1);

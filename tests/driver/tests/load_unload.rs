@@ -35,7 +35,10 @@ fn load_creates_16_nodes_and_no_interface() {
         "U-1/LD-4: no ifnet before the first open"
     );
     assert!(ifnet::interface("tun0").is_none());
-    assert_eq!(ifnet::plumber_calls(), 0, "LD-4/U-8: no global plumber");
+    assert_eq!(ifnet::plumber_calls(), 2, "LD-4/U-8: the two plumbers");
+    for family in [AF_INET, AF_INET6] {
+        assert!(xnu_sim::plumber::is_registered(family, IFNET_FAMILY_TUN));
+    }
     unload_clean();
 }
 
@@ -61,12 +64,13 @@ fn first_open_attaches_tun0() {
         Some((DLT_NULL, 4)),
         "U-9: BPF DLT_NULL with a 4-byte header"
     );
+    assert!(info.protocols.is_empty(), "U-8: no protocol at open");
+    configure("tun0");
     assert_eq!(
-        info.protocols,
+        ifnet::interface("tun0").unwrap().protocols,
         vec![AF_INET, AF_INET6],
-        "U-4: PF_INET and PF_INET6 on this ifnet"
+        "U-8: PF_INET and PF_INET6 plumbed by the first address of each family"
     );
-    assert_eq!(ifnet::plumber_calls(), 0, "U-8");
     assert_ne!(ifnet::if_nametoindex("tun0"), 0);
     assert!(ifnet::interface("tun1").is_none(), "other units untouched");
     syscalls::close(fd).unwrap();
@@ -136,7 +140,7 @@ fn bad_opens_fail_with_the_documented_errno() {
 fn unload_while_open_is_refused_and_changes_nothing() {
     boot_and_load();
     let fd = open_unit(5);
-    configure_ipv4("tun5");
+    configure("tun5");
     let before = ifnet::interface("tun5").unwrap();
     let nodes = devices::node_names();
     assert_eq!(xnu_sim::kextunload(), Err(KextError::Busy));
@@ -191,7 +195,7 @@ fn load_open_traffic_close_unload_100_times() {
         let unit = cycle % 16;
         let name = format!("tun{unit}");
         let fd = open_unit(unit);
-        configure_ipv4(&name);
+        configure(&name);
         let up = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], &[cycle as u8; 40]);
         assert_eq!(syscalls::write(fd, &up), Ok(up.len()));
         assert_eq!(ifnet::take_received(&name), vec![(AF_INET, up)]);
@@ -230,8 +234,8 @@ fn start_failure_at_each_step_leaves_nothing_behind() {
         assert!(step < 100, "start never succeeded");
     }
     xnu_sim::config::clear_faults();
-    // 3 lock objects + 17 mutexes + cdevsw_add + 16 nodes = 37 failable calls.
-    assert_eq!(step, 38, "every step of start was tried");
+    // 3 lock objects + 17 mutexes + cdevsw_add + 16 nodes + 2 plumbers = 39 failable calls.
+    assert_eq!(step, 40, "every step of start was tried");
     assert_eq!(devices::node_names().len(), 16);
     unload_clean();
 }

@@ -31,7 +31,7 @@ fn load_open_all_traffic_close_unload_cycles_leak_nothing() {
             .map(|(unit, &fd)| {
                 spawn(move || {
                     let name = format!("tun{unit}");
-                    configure_ipv4(&name);
+                    configure(&name);
                     let tag = [cycle as u8, unit as u8];
                     let up4 = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], &tag);
                     let up6 = ipv6_udp([0xfd; 16], [0xfe; 16], &tag);

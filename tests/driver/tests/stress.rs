@@ -68,7 +68,7 @@ fn readers_writers_injectors_ioctls_close_and_unload_race_without_loss_hang_or_l
     for round in 0..rounds {
         let fds: Vec<Fd> = units.iter().map(|&u| open_unit(u)).collect();
         for &u in &units {
-            configure_ipv4(&name(u));
+            configure(&name(u));
         }
         let before: HashMap<usize, ifnet::IfStats> = units
             .iter()
@@ -354,8 +354,8 @@ fn every_enqueue_wakes_a_sleeping_reader_and_selector() {
     let rounds = scaled(400, 5000) as u64;
     let fd_block = open_unit(1);
     let fd_select = open_unit(2);
-    configure_ipv4("tun1");
-    configure_ipv4("tun2");
+    configure("tun1");
+    configure("tun2");
     let (tx, rx) = std::sync::mpsc::channel::<(usize, u64)>();
     let tx2 = tx.clone();
     let blocking = spawn(move || {
@@ -415,7 +415,7 @@ fn close_releases_every_sleeper_and_refused_unloads_leave_them_asleep() {
     load();
     let fds: Vec<Fd> = (0..16).map(open_unit).collect();
     for u in 0..16 {
-        configure_ipv4(&name(u));
+        configure(&name(u));
     }
     let mut readers = Vec::new();
     let mut selectors = Vec::new();

@@ -156,6 +156,11 @@ pub struct ifnet_init_params {
     pub broadcast_len: u32,
 }
 
+/// `proto_plumb_handler` (bsd/net/kpi_protocol.h).
+pub type proto_plumb_handler = unsafe extern "C" fn(ifnet_t, protocol_family_t) -> errno_t;
+/// `proto_unplumb_handler` (bsd/net/kpi_protocol.h).
+pub type proto_unplumb_handler = unsafe extern "C" fn(ifnet_t, protocol_family_t);
+
 pub type proto_media_input =
     unsafe extern "C" fn(ifnet_t, protocol_family_t, mbuf_t, *mut c_char) -> errno_t;
 pub type proto_media_preout = unsafe extern "C" fn(

@@ -153,11 +153,19 @@ pub enum Fault {
     CopyIn,
     /// `sock_socket` returns `ENOBUFS`.
     SockSocket,
+    /// `ifnet_detach` returns `EINVAL` and detaches nothing.
+    IfnetDetach,
+    /// `ifnet_detach_protocol` returns `EINVAL` and detaches nothing.
+    IfnetDetachProtocol,
+    /// `cdevsw_remove` returns -1 and removes nothing.
+    CdevswRemove,
+    /// `proto_register_plumber` returns `ENOMEM` (its allocation failed).
+    ProtoRegisterPlumber,
 }
 
 impl Fault {
     /// Every kind, for totals and sweeps.
-    pub const ALL: [Fault; 10] = [
+    pub const ALL: [Fault; 14] = [
         Fault::MbufAlloc,
         Fault::LockAlloc,
         Fault::CdevswAdd,
@@ -168,6 +176,10 @@ impl Fault {
         Fault::CopyOut,
         Fault::CopyIn,
         Fault::SockSocket,
+        Fault::IfnetDetach,
+        Fault::IfnetDetachProtocol,
+        Fault::CdevswRemove,
+        Fault::ProtoRegisterPlumber,
     ];
 }
 

@@ -158,8 +158,14 @@ unsafe extern "C" fn cdevsw_add(index: c_int, csw: *const cdevsw) -> c_int {
     })
 }
 
+/// `cdevsw_remove` (bsd/kern/bsd_stubs.c): frees slot `index` only if it holds a byte-identical
+/// copy of `*csw`, and returns the index; otherwise -1. Fault injection
+/// ([`Fault::CdevswRemove`]) makes it answer -1 and free nothing.
 #[no_mangle]
 unsafe extern "C" fn cdevsw_remove(index: c_int, csw: *const cdevsw) -> c_int {
+    if config::should_fail(Fault::CdevswRemove) {
+        return -1;
+    }
     let given = bytes_at(csw);
     with(|d| match d.cdevsw.get(index as usize) {
         Some(Slot::Kext(stored)) if *stored == given => {
@@ -170,9 +176,25 @@ unsafe extern "C" fn cdevsw_remove(index: c_int, csw: *const cdevsw) -> c_int {
     })
 }
 
+/// `cdevsw_isfree` (bsd/kern/bsd_stubs.c): the index of a free slot, or -1. A negative index
+/// searches upwards as `cdevsw_add` does (-1 from 0, -N from N); a non-negative one asks
+/// about that slot only.
 #[no_mangle]
 extern "C" fn cdevsw_isfree(index: c_int) -> c_int {
-    with(|d| c_int::from(matches!(d.cdevsw.get(index as usize), Some(Slot::Free))))
+    with(|d| {
+        let from = match index {
+            -1 => 0,
+            i if i < 0 => (-i) as usize,
+            i => i as usize,
+        };
+        let free = |i: &usize| matches!(d.cdevsw.get(*i), Some(Slot::Free));
+        let found = if index < 0 {
+            (from..NCHRDEV).find(free)
+        } else {
+            Some(from).filter(free)
+        };
+        found.map_or(-1, |i| i as c_int)
+    })
 }
 
 #[no_mangle]

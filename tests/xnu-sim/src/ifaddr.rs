@@ -69,6 +69,9 @@ pub(crate) fn live_address_lists() -> usize {
     lists(|l| l.len())
 }
 
+/// `ifnet_get_address_list` (bsd/net/kpi_interface.c): a NULL-terminated array of the
+/// interface's addresses, the link-level (`AF_LINK`) one first, each entry referenced until the list
+/// is freed. `EINVAL` for a NULL interface or out-pointer (XNU lists every interface for NULL).
 #[no_mangle]
 unsafe extern "C" fn ifnet_get_address_list(ifp: ifnet_t, out: *mut *mut *mut c_void) -> errno_t {
     if ifp.is_null() || out.is_null() {
@@ -89,6 +92,8 @@ unsafe extern "C" fn ifnet_get_address_list(ifp: ifnet_t, out: *mut *mut *mut c_
     0
 }
 
+/// `ifnet_free_address_list` (bsd/net/kpi_interface.c): drops the entries and frees the array;
+/// NULL is accepted. Stricter than XNU: a pointer that is not a live list panics.
 #[no_mangle]
 extern "C" fn ifnet_free_address_list(list: *mut *mut c_void) {
     if list.is_null() {
@@ -103,6 +108,9 @@ extern "C" fn ifnet_free_address_list(list: *mut *mut c_void) {
     });
 }
 
+/// `ifaddr_address` (bsd/net/kpi_interface.c): copies the entry's sockaddr; `EINVAL` for NULL
+/// arguments, `EMSGSIZE` (nothing copied) when the buffer is too short. Stricter than XNU: an entry
+/// whose list was freed panics.
 #[no_mangle]
 unsafe extern "C" fn ifaddr_address(ifa: *mut c_void, out: *mut c_void, size: u32) -> errno_t {
     if ifa.is_null() || out.is_null() {

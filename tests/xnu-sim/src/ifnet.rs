@@ -95,7 +95,7 @@ pub struct IfInfo {
 pub(crate) struct SimIfnet {
     pub(crate) name: String,
     pub(crate) unit: u32,
-    family: u32,
+    pub(crate) family: u32,
     if_type: u32,
     uniqueid: Vec<u8>,
     pub(crate) softc: usize,
@@ -122,6 +122,9 @@ pub(crate) struct SimIfnet {
     delivered: u64,
     /// Stack calls (output, ioctl) inside the driver through this interface right now.
     iorefs: u64,
+    /// Times the per-interface IPv6 set-up ran (`in6_ifattach_prelim`, after a plumber
+    /// returned 0).
+    pub(crate) inet6_setups: u64,
 }
 
 #[derive(Default)]
@@ -129,8 +132,6 @@ struct Ifnets {
     table: AddrMap<usize, SimIfnet>,
     next_handle: usize,
     next_index: u32,
-    plumbers: std::collections::HashSet<(u32, u32)>,
-    plumber_calls: u64,
 }
 
 static IFNETS: Mutex<Option<Ifnets>> = Mutex::new(None);
@@ -211,6 +212,11 @@ pub fn take_received(name: &str) -> Vec<(u32, Vec<u8>)> {
         .unwrap_or_default()
 }
 
+/// Times the per-interface IPv6 set-up ran on `name` (only after a plumber returned 0).
+pub fn inet6_setups(name: &str) -> u64 {
+    by_name(name).map_or(0, |h| with_if(h, |i| i.inet6_setups))
+}
+
 /// Packets the stack dropped at input on `name` (bad demux, no protocol).
 pub fn stack_drops(name: &str) -> u64 {
     by_name(name).map_or(0, |h| with_if(h, |i| i.stack_drops))
@@ -240,15 +246,7 @@ pub fn tap_count(name: &str) -> u64 {
     by_name(name).map_or(0, |h| with_if(h, |i| i.tapped))
 }
 
-/// Registers another kext's global plumber for (protocol, interface family).
-pub fn register_foreign_plumber(protocol: u32, family: u32) {
-    with(|t| t.plumbers.insert((protocol, family)));
-}
-
-/// How many times the driver called `proto_register_plumber`.
-pub fn plumber_calls() -> u64 {
-    with(|t| t.plumber_calls)
-}
+pub use crate::plumber::{plumber_calls, register_foreign_plumber};
 
 /// Live ifnets and those still detaching (leak accounting).
 pub(crate) fn live_ifnets() -> (usize, usize) {
@@ -323,6 +321,7 @@ unsafe extern "C" fn ifnet_allocate(init: *const ifnet_init_params, out: *mut if
                 stack_drops: 0,
                 delivered: 0,
                 iorefs: 0,
+                inet6_setups: 0,
             },
         );
         h
@@ -366,8 +365,14 @@ extern "C" fn ifnet_attach(ifp: ifnet_t, _ll: *const c_void) -> errno_t {
     })
 }
 
+/// `ifnet_detach` (bsd/net/kpi_interface.c → dlil.c `ifnet_detach`): asynchronous; the
+/// `detached` callback runs later on another thread. `EINVAL` unless attached. Fault injection
+/// ([`Fault::IfnetDetach`]) makes it fail with `EINVAL` and change nothing.
 #[no_mangle]
 extern "C" fn ifnet_detach(ifp: ifnet_t) -> errno_t {
+    if config::should_fail(Fault::IfnetDetach) {
+        return Errno::EINVAL.0;
+    }
     let (detach, ok) = with_if(ifp, |i| {
         if i.state != IfState::Attached {
             return (None, false);
@@ -604,16 +609,26 @@ unsafe extern "C" fn ifnet_attach_protocol(
         }
     }
     with_if(ifp, |i| i.protocols.insert(pf, param));
+    // dlil.c (xnu-4570.51.1, macOS 10.13.4, and later): a protocol attached marks the
+    // interface up, then tells the driver with SIOCSIFFLAGS and a NULL argument.
+    with_if(ifp, |i| i.flags |= IFF_UP);
+    call_ioctl(ifp, crate::stack::cmd::SIOCSIFFLAGS, std::ptr::null_mut());
     0
 }
 
+/// `ifnet_detach_protocol` (bsd/net/dlil.c): `ENXIO` when `pf` is not attached; otherwise
+/// the protocol goes and the driver's `del_proto` is called. Fault injection
+/// ([`Fault::IfnetDetachProtocol`]) makes it fail with `EINVAL` and change nothing.
 #[no_mangle]
 extern "C" fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t {
+    if config::should_fail(Fault::IfnetDetachProtocol) {
+        return Errno::EINVAL.0;
+    }
     let (removed, del) = with_if(ifp, |i| {
         (i.protocols.remove(&pf).is_some(), i.callbacks.del_proto)
     });
     if !removed {
-        return Errno::ENOENT.0;
+        return Errno::ENXIO.0;
     }
     if let Some(del) = del {
         crate::kext::in_kext(|| unsafe { del(ifp, pf) });
@@ -622,42 +637,18 @@ extern "C" fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t {
 }
 
 #[no_mangle]
-extern "C" fn proto_register_plumber(
-    pf: u32,
-    family: u32,
-    _attach: *const c_void,
-    _detach: *const c_void,
-) -> errno_t {
-    with(|t| {
-        t.plumber_calls += 1;
-        if t.plumbers.insert((pf, family)) {
-            0
-        } else {
-            Errno::EEXIST.0
-        }
-    })
-}
-
-#[no_mangle]
 extern "C" fn bpfattach(ifp: ifnet_t, dlt: u32, hdrlen: u32) {
     with_if(ifp, |i| i.bpf = Some((dlt, hdrlen)));
 }
 
-fn tap(
-    ifp: ifnet_t,
-    outbound: bool,
-    dlt: u32,
-    m: mbuf_t,
-    header: *const c_void,
-    hlen: usize,
-) -> errno_t {
+fn tap(ifp: ifnet_t, outbound: bool, dlt: u32, m: mbuf_t, header: *const c_void, hlen: usize) {
     if !config::config().capture {
         mbuf::check_packet_len(m);
         with_if(ifp, |i| match i.bpf {
             None => i.untapped += 1,
             Some(_) => i.tapped += 1,
         });
-        return 0;
+        return;
     }
     let packet = mbuf::packet_bytes(m);
     // SAFETY: the caller passes `hlen` readable bytes (or none).
@@ -682,28 +673,17 @@ fn tap(
             });
         }
     });
-    0
 }
 
+/// `bpf_tap_in` (bsd/net/bpf.c): shows an inbound packet to BPF; returns nothing.
 #[no_mangle]
-extern "C" fn bpf_tap_in(
-    ifp: ifnet_t,
-    dlt: u32,
-    m: mbuf_t,
-    header: *mut c_void,
-    hlen: usize,
-) -> errno_t {
+extern "C" fn bpf_tap_in(ifp: ifnet_t, dlt: u32, m: mbuf_t, header: *mut c_void, hlen: usize) {
     tap(ifp, false, dlt, m, header, hlen)
 }
 
+/// `bpf_tap_out` (bsd/net/bpf.c): shows an outbound packet to BPF; returns nothing.
 #[no_mangle]
-extern "C" fn bpf_tap_out(
-    ifp: ifnet_t,
-    dlt: u32,
-    m: mbuf_t,
-    header: *mut c_void,
-    hlen: usize,
-) -> errno_t {
+extern "C" fn bpf_tap_out(ifp: ifnet_t, dlt: u32, m: mbuf_t, header: *mut c_void, hlen: usize) {
     tap(ifp, true, dlt, m, header, hlen)
 }
 

@@ -35,6 +35,8 @@ pub struct LeakReport {
     pub sockets: usize,
     /// Address lists not freed (`ifnet_get_address_list` without `ifnet_free_address_list`).
     pub address_lists: usize,
+    /// Protocol plumbers the kext registered and did not unregister.
+    pub plumbers: usize,
 }
 
 impl LeakReport {
@@ -63,6 +65,7 @@ pub fn leaks() -> LeakReport {
         proc_refs: proc::outstanding_refs(),
         sockets: crate::socket::live_sockets(),
         address_lists: crate::ifaddr::live_address_lists(),
+        plumbers: crate::plumber::live_kext_plumbers(),
     }
 }
 

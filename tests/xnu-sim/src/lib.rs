@@ -20,6 +20,7 @@ pub mod ifnet;
 pub mod kext;
 pub mod log;
 pub mod mbuf;
+pub mod plumber;
 pub mod proc;
 pub mod socket;
 pub mod stack;

@@ -16,6 +16,11 @@ pub fn log_lines() -> Vec<String> {
         .collect()
 }
 
+/// A line the simulated kernel itself logs (as XNU's own `printf`s and `os_log`s do).
+pub(crate) fn kernel_log(line: &str) {
+    push(line.to_string());
+}
+
 fn push(line: String) {
     let mut log = LOG.lock().unwrap_or_else(|e| e.into_inner());
     log.push_back(line);

@@ -282,26 +282,34 @@ fn pid_of_handle(p: proc_t) -> Pid {
 
 // ---- KPI ----
 
+/// `proc_selfpid` (bsd/kern/kern_proc.c): the pid of the calling thread's simulated process.
 #[no_mangle]
 extern "C" fn proc_selfpid() -> c_int {
     current_pid()
 }
 
+/// `current_proc` (bsd/kern/bsd_stubs.c): a handle for the calling thread's simulated process;
+/// never NULL (threads that name no process belong to pid 1, loader threads to pid 0).
 #[no_mangle]
 extern "C" fn current_proc() -> proc_t {
     handle_of(current_pid())
 }
 
+/// `proc_pid` (bsd/kern/kern_proc.c): the pid behind a proc handle. Stricter than XNU: a NULL
+/// handle panics instead of answering -1.
 #[no_mangle]
 extern "C" fn proc_pid(p: proc_t) -> c_int {
     pid_of_handle(p)
 }
 
+/// `proc_selfpgrpid` (bsd/kern/kern_proc.c): the process group of the calling thread's process.
 #[no_mangle]
 extern "C" fn proc_selfpgrpid() -> c_int {
     pgid_of(current_pid()).unwrap_or(0)
 }
 
+/// `proc_find` (bsd/kern/kern_proc.c): a referenced handle for `pid`, or NULL when no such
+/// process exists; every reference is counted and must be dropped with `proc_rele` before unload.
 #[no_mangle]
 extern "C" fn proc_find(pid: c_int) -> proc_t {
     with(|p| match p.table.get_mut(&pid) {
@@ -313,6 +321,8 @@ extern "C" fn proc_find(pid: c_int) -> proc_t {
     })
 }
 
+/// `proc_rele` (bsd/kern/kern_proc.c): drops a `proc_find` reference and returns 0. Stricter than
+/// XNU: a release without a matching `proc_find`, or of an unknown pid, panics.
 #[no_mangle]
 extern "C" fn proc_rele(handle: proc_t) -> c_int {
     let pid = pid_of_handle(handle);
@@ -327,6 +337,8 @@ extern "C" fn proc_rele(handle: proc_t) -> c_int {
     0
 }
 
+/// `proc_signal` (bsd/kern/kern_proc.c `proc_signal` → bsd/kern/kern_sig.c `psignal`): posts
+/// `sig` to process `pid` and wakes its `PCATCH` sleepers; nothing happens for a pid that does not exist.
 #[no_mangle]
 extern "C" fn proc_signal(pid: c_int, sig: c_int) {
     kill(pid, sig);

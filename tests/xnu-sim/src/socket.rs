@@ -53,6 +53,8 @@ fn ifr_name(req: &[u8]) -> String {
     String::from_utf8_lossy(&req[..end]).into_owned()
 }
 
+/// `sock_socket` (bsd/kern/kpi_socket.c): a handle for a new `AF_INET` or `AF_INET6` socket;
+/// `EINVAL` for a NULL out-pointer, `EAFNOSUPPORT` for other domains, `ENOBUFS` when injected.
 #[no_mangle]
 unsafe extern "C" fn sock_socket(
     domain: c_int,
@@ -81,6 +83,9 @@ unsafe extern "C" fn sock_socket(
     0
 }
 
+/// `sock_ioctl` (bsd/kern/kpi_socket.c → `soioctl`): only `SIOCDIFADDR` (`AF_INET`) and
+/// `SIOCDIFADDR_IN6` (`AF_INET6`), which remove the address from the fake stack; anything else is
+/// `EOPNOTSUPP`. Stricter than XNU: a handle that is not a live socket panics.
 #[no_mangle]
 unsafe extern "C" fn sock_ioctl(so: *mut c_void, request: c_ulong, argp: *mut c_void) -> errno_t {
     let domain = with(|s| s.live.get(&(so as usize)).copied())
@@ -113,6 +118,8 @@ unsafe extern "C" fn sock_ioctl(so: *mut c_void, request: c_ulong, argp: *mut c_
     }
 }
 
+/// `sock_close` (bsd/kern/kpi_socket.c): closes the socket. Stricter than XNU: closing a socket
+/// twice or an unknown handle panics.
 #[no_mangle]
 extern "C" fn sock_close(so: *mut c_void) {
     with(|s| {

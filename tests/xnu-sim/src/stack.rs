@@ -37,9 +37,14 @@ fn attached(name: &str) -> Result<ifnet::IoRef, Errno> {
 }
 
 /// The stack sends `payload` through interface `name` toward `dest` (a sockaddr, `sa_len`
-/// first): protocol pre-output, then the framer, then the driver's output (DLIL order; the
-/// driver taps BPF itself).
+/// first): protocol pre-output, then the framer, then the driver's output (bsd/net/dlil.c
+/// `dlil_output`, non-raw; the driver taps BPF itself). `ENXIO` when `family` is not attached
+/// to the interface (`find_attached_proto` found nothing).
 pub fn output(name: &str, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
+    output_through(name, family, dest, payload)
+}
+
+fn output_through(name: &str, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
     let io = attached(name)?;
     let ifp = io.ifp();
     let (proto, framer, output) = with_if(ifp, |i| {
@@ -49,7 +54,7 @@ pub fn output(name: &str, family: u32, dest: &[u8], payload: &[u8]) -> Result<()
             i.callbacks.output,
         )
     });
-    let proto = proto.ok_or(Errno::EAFNOSUPPORT)?;
+    let proto = proto.ok_or(Errno::ENXIO)?;
     let mut sa = [0u8; 128];
     sa[..dest.len()].copy_from_slice(dest);
     let sa = sa.as_ptr().cast::<sockaddr>();
@@ -124,12 +129,32 @@ pub fn set_mtu(name: &str, mtu: i32) -> Result<(), Errno> {
     ))
 }
 
-/// `ifconfig NAME inet/inet6 ADDR`: the generic layer records the address first, then calls
-/// the driver with `SIOCSIFADDR` (first address of the family) or `SIOCAIFADDR`, whose
-/// argument is an opaque `struct ifaddr *`. `EOPNOTSUPP` from the driver counts as success.
+/// `ifconfig NAME inet/inet6 ADDR`. First the protocol is plumbed onto the interface
+/// (`proto_plumb`, through the plumber registered for the interface's family):
+/// - IPv6 (bsd/netinet6/in6.c `in6ctl_aifaddr` → in6_ifattach.c `in6_domifattach`): any error
+///   but `EEXIST` fails the add; the per-interface IPv6 set-up (`in6_ifattach_prelim`) runs
+///   only when the plumber returned 0;
+/// - IPv4 (bsd/netinet/in.c `in_domifattach`): an error is logged and the add goes on.
+///
+/// Then the generic layer records the address and calls the driver with `SIOCSIFADDR` (first
+/// address of the family) or `SIOCAIFADDR`, whose argument is an opaque `struct ifaddr *`.
+/// `EOPNOTSUPP` from the driver counts as success.
 pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
     let io = attached(name)?;
     let ifp = io.ifp();
+    let plumbed = crate::plumber::proto_plumb(family, ifp);
+    if family == AF_INET6 {
+        match plumbed {
+            Ok(()) => with_if(ifp, |i| i.inet6_setups += 1),
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+    } else if let Err(e) = plumbed.filter_eexist() {
+        crate::log::kernel_log(&format!(
+            "{name}: in_domifattach: proto_plumb failed: errno {}",
+            e.0
+        ));
+    }
     let first = with_if(ifp, |i| {
         let first = !i.addresses.iter().any(|(f, _)| *f == family);
         i.addresses.push((family, addr.to_vec()));
@@ -186,4 +211,47 @@ pub fn ioctl(name: &str, command: u32, arg: &mut [u8]) -> Result<(), Errno> {
         arg.as_mut_ptr().cast()
     };
     check(ifnet::call_ioctl(ifp, command, data))
+}
+
+/// `Result::Err(EEXIST)` counts as success for plumbing (an attached protocol).
+trait FilterEexist {
+    fn filter_eexist(self) -> Result<(), Errno>;
+}
+
+impl FilterEexist for Result<(), Errno> {
+    fn filter_eexist(self) -> Result<(), Errno> {
+        match self {
+            Err(Errno::EEXIST) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// `SIOCPROTODETACH` / `SIOCPROTODETACH_IN6` on `name` (bsd/netinet/in.c, in6.c): the stack
+/// unplumbs the protocol (`proto_unplumb`), which calls the plumber's detach function.
+pub fn protocol_detach(name: &str, family: u32) -> Result<(), Errno> {
+    let io = attached(name)?;
+    crate::plumber::proto_unplumb(family, io.ifp());
+    Ok(())
+}
+
+/// A raw output (bsd/net/dlil.c `dlil_output` with `DLIL_OUTPUT_FLAGS_RAW`), as a BPF write
+/// with a complete header makes (bsd/net/bpf.c `bpfwrite`, `BIOCSHDRCMPLT`): no pre-output and
+/// no framer; `frame` reaches the driver's output as it is.
+pub fn output_raw(name: &str, frame: &[u8]) -> Result<(), Errno> {
+    let io = attached(name)?;
+    let ifp = io.ifp();
+    let output = with_if(ifp, |i| i.callbacks.output).expect("output callback");
+    let m = mbuf::packet_from(frame);
+    check(crate::kext::in_kext(|| unsafe { output(ifp, m) }))
+}
+
+/// A BPF write without a complete header on a `DLT_NULL` interface (bsd/net/bpf.c `bpfwrite`,
+/// `bpf_movein`: destination family `AF_UNSPEC`, no link header taken off), sent as
+/// `dlil_output(ifp, PF_INET, m, NULL, dst, 0)`: PF_INET's pre-output (`ENXIO` if IPv4 is not
+/// attached), then the framer with an `AF_UNSPEC` destination, then the driver's output.
+pub fn bpf_write(name: &str, data: &[u8]) -> Result<(), Errno> {
+    let mut dest = [0u8; 16];
+    dest[0] = 16; // sa_len; sa_family stays AF_UNSPEC (0)
+    output_through(name, AF_INET, &dest, data)
 }

@@ -177,16 +177,22 @@ fn free_attribute(set: fn(&mut LockTables) -> &mut HashSet<usize>, attr: *mut c_
     locks(|t| assert!(set(t).remove(&(attr as usize)), "{what} {attr:p}: not live"));
 }
 
+/// `lck_grp_attr_alloc_init` (osfmk/kern/lock_group.c): a tracked attribute handle, or NULL
+/// when a `LockAlloc` fault is injected (XNU does not fail).
 #[no_mangle]
 extern "C" fn lck_grp_attr_alloc_init() -> *mut c_void {
     alloc_attribute(|t| &mut t.grp_attrs)
 }
 
+/// `lck_grp_attr_free` (osfmk/kern/lock_group.c): frees the attribute. Stricter than XNU: a
+/// handle that is not live panics.
 #[no_mangle]
 extern "C" fn lck_grp_attr_free(attr: *mut c_void) {
     free_attribute(|t| &mut t.grp_attrs, attr, "lck_grp_attr_free");
 }
 
+/// `lck_grp_alloc_init` (osfmk/kern/lock_group.c): a named lock group; the attribute must be
+/// live or NULL (a bad one panics). NULL when a `LockAlloc` fault is injected.
 #[no_mangle]
 extern "C" fn lck_grp_alloc_init(name: *const c_char, attr: *mut c_void) -> *mut c_void {
     if config::should_fail(Fault::LockAlloc) {
@@ -207,6 +213,8 @@ extern "C" fn lck_grp_alloc_init(name: *const c_char, attr: *mut c_void) -> *mut
     })
 }
 
+/// `lck_grp_free` (osfmk/kern/lock_group.c): frees the group. Stricter than XNU, which only drops
+/// a reference: panics while mutexes of the group are live, and for a handle that is not live.
 #[no_mangle]
 extern "C" fn lck_grp_free(grp: *mut c_void) {
     locks(|t| {
@@ -226,16 +234,22 @@ extern "C" fn lck_grp_free(grp: *mut c_void) {
     });
 }
 
+/// `lck_attr_alloc_init` (osfmk/kern/locks.c): a tracked attribute handle, or NULL when a
+/// `LockAlloc` fault is injected.
 #[no_mangle]
 extern "C" fn lck_attr_alloc_init() -> *mut c_void {
     alloc_attribute(|t| &mut t.attrs)
 }
 
+/// `lck_attr_free` (osfmk/kern/locks.c): frees the attribute. Stricter than XNU: a handle that is
+/// not live panics.
 #[no_mangle]
 extern "C" fn lck_attr_free(attr: *mut c_void) {
     free_attribute(|t| &mut t.attrs, attr, "lck_attr_free");
 }
 
+/// `lck_mtx_alloc_init` (osfmk/kern/lock_mtx.c): a mutex of a live group whose owner is tracked
+/// on every operation; a group that is not live panics; NULL when a `LockAlloc` fault is injected.
 #[no_mangle]
 extern "C" fn lck_mtx_alloc_init(grp: *mut c_void, _attr: *mut c_void) -> *mut c_void {
     if config::should_fail(Fault::LockAlloc) {
@@ -259,6 +273,8 @@ extern "C" fn lck_mtx_alloc_init(grp: *mut c_void, _attr: *mut c_void) -> *mut c
     })
 }
 
+/// `lck_mtx_free` (osfmk/kern/lock_mtx.c): frees the mutex. Panics when it is held, when `grp` is
+/// not its group, or for a handle that is not a live mutex.
 #[no_mangle]
 extern "C" fn lck_mtx_free(lck: *mut c_void, grp: *mut c_void) {
     let m = mutex(lck);
@@ -270,18 +286,24 @@ extern "C" fn lck_mtx_free(lck: *mut c_void, grp: *mut c_void) {
     locks(|t| t.mutexes.remove(&(lck as usize)));
 }
 
+/// `lck_mtx_lock` (osfmk/kern/lock_mtx.c): blocks until the mutex is free and takes it; a lock
+/// by its owner panics (mutexes are not recursive). Perturbation mode may yield first.
 #[no_mangle]
 extern "C" fn lck_mtx_lock(lck: *mut c_void) {
     config::perturb_point();
     lock_mutex(lck);
 }
 
+/// `lck_mtx_unlock` (osfmk/kern/lock_mtx.c): releases the mutex; an unlock by a thread that is
+/// not the owner panics. Perturbation mode may yield after it.
 #[no_mangle]
 extern "C" fn lck_mtx_unlock(lck: *mut c_void) {
     unlock_mutex(lck);
     config::perturb_point();
 }
 
+/// `lck_mtx_try_lock` (osfmk/kern/lock_mtx.c): 1 and ownership when the mutex is free, 0 when
+/// anyone holds it, the caller included.
 #[no_mangle]
 extern "C" fn lck_mtx_try_lock(lck: *mut c_void) -> c_int {
     let m = mutex(lck);
@@ -306,6 +328,10 @@ fn signal_result(restart: bool) -> c_int {
     }
 }
 
+/// `msleep` (bsd/kern/kern_synch.c `msleep` → `_sleep`): releases `mtx` and sleeps on `chan` in one
+/// step until a wakeup, the relative timeout (`EWOULDBLOCK`) or, with `PCATCH`, a signal (`EINTR` or
+/// `ERESTART`); retakes `mtx` unless `PDROP`. Stricter than XNU: the caller must hold `mtx` (panic), and
+/// perturbation mode injects delays and spurious wakeups.
 #[no_mangle]
 extern "C" fn msleep(
     chan: *mut c_void,
@@ -437,6 +463,8 @@ pub(crate) fn msleep_impl(
     result
 }
 
+/// `wakeup` (bsd/kern/kern_synch.c): wakes every thread asleep on `chan`; a wakeup with no sleeper is
+/// lost (counted for tests).
 #[no_mangle]
 extern "C" fn wakeup(chan: *mut c_void) {
     config::perturb_point();
@@ -454,6 +482,8 @@ extern "C" fn wakeup(chan: *mut c_void) {
     config::perturb_point(); // around the wakeup: the woken thread may run first
 }
 
+/// `wakeup_one` (bsd/kern/kern_synch.c): wakes the longest-waiting sleeper on `chan` not yet woken;
+/// lost when there is none.
 #[no_mangle]
 extern "C" fn wakeup_one(chan: *mut c_char) {
     config::perturb_point();
@@ -570,13 +600,15 @@ impl Drop for SelectCall {
     }
 }
 
+/// `selrecord` (bsd/kern/sys_generic.c): records the selecting thread on `sip`. On the second
+/// pass of a `select` the wait-queue link is NULL and it records nothing ("do not record if
+/// this is second pass of select").
 #[no_mangle]
 extern "C" fn selrecord(_selector: proc_t, sip: *mut c_void, wql: *mut c_void) {
     assert!(!sip.is_null(), "selrecord: NULL selinfo");
-    assert!(
-        !wql.is_null(),
-        "selrecord: NULL wql (only valid inside d_select)"
-    );
+    if wql.is_null() {
+        return;
+    }
     sched()
         .sel_records
         .entry(sip as usize)
@@ -584,6 +616,8 @@ extern "C" fn selrecord(_selector: proc_t, sip: *mut c_void, wql: *mut c_void) {
         .insert(wql as u64);
 }
 
+/// `selwakeup` (bsd/kern/sys_generic.c): wakes every select call recorded on `sip`; does nothing
+/// without a record. Perturbation mode may yield around it.
 #[no_mangle]
 extern "C" fn selwakeup(sip: *mut c_void) {
     config::perturb_point();
@@ -596,6 +630,8 @@ extern "C" fn selwakeup(sip: *mut c_void) {
     config::perturb_point();
 }
 
+/// `selthreadclear` (bsd/kern/sys_generic.c): drops every select record on `sip` and wakes the
+/// waiting select calls, which poll again.
 #[no_mangle]
 extern "C" fn selthreadclear(sip: *mut c_void) {
     let mut s = sched();

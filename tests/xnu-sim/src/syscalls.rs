@@ -8,7 +8,7 @@ use crate::fasthash::AddrMap;
 use crate::proc::{self, Pid};
 use crate::sync::SelectCall;
 use crate::uio::SimUio;
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -434,9 +434,12 @@ pub fn fcntl_getown(fd: Fd) -> Result<i32, Errno> {
     Ok(i32::from_ne_bytes(arg))
 }
 
-/// `select(2)`: polls `d_select` for each descriptor; if nothing is ready, sleeps until a
-/// `selwakeup`, the timeout (`None` = forever, zero = poll) or a signal (`EINTR`), then polls
-/// again. Returns the ready descriptors.
+/// `select(2)` (bsd/kern/sys_generic.c `select_nocancel`, `selprocess`, `selscan`): a first
+/// pass calls `d_select` for each descriptor with a wait-queue link to record; if nothing is
+/// ready it sleeps until a `selwakeup`, the timeout (`None` = forever, zero = poll) or a signal
+/// (`EINTR`); woken, it makes a second pass with a NULL link (`selrecord` records nothing
+/// then), and with nothing ready there starts again with a first pass. A timeout ends the call
+/// without a second pass. Returns the ready descriptors.
 pub fn select(
     reads: &[Fd],
     writes: &[Fd],
@@ -452,32 +455,56 @@ pub fn select(
     {
         targets.push((fd, file(fd)?, which));
     }
-    loop {
-        call.rearm();
-        let mut ready_r = Vec::new();
-        let mut ready_w = Vec::new();
+    let scan = |cookie: *mut c_void| {
+        let mut ready = (Vec::new(), Vec::new());
         for (fd, of, which) in &targets {
             let d_select = driver(of.dev).d_select.expect("d_select");
             let rc = crate::kext::in_kext(|| unsafe {
-                d_select(of.dev, *which, call.cookie(), current_proc_handle())
+                d_select(of.dev, *which, cookie, current_proc_handle())
             });
             if rc != 0 {
                 if *which == FREAD {
-                    ready_r.push(*fd)
+                    ready.0.push(*fd)
                 } else {
-                    ready_w.push(*fd)
+                    ready.1.push(*fd)
                 }
             }
         }
-        if !ready_r.is_empty() || !ready_w.is_empty() {
-            return Ok((ready_r, ready_w));
+        ready
+    };
+    loop {
+        call.rearm();
+        let ready = scan(call.cookie());
+        if !ready.0.is_empty() || !ready.1.is_empty() {
+            return Ok(ready);
         }
         if proc::pending_signal_restarts().is_some() {
             proc::take_pending_signal();
             return Err(Errno::EINTR);
         }
         if !call.wait(deadline) {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok((Vec::new(), Vec::new())); // timed out: no second pass
+        }
+        SECOND_PASSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ready = scan(std::ptr::null_mut());
+        if !ready.0.is_empty() || !ready.1.is_empty() {
+            return Ok(ready);
         }
     }
+}
+
+/// Second passes `select` has made (each with a NULL wait-queue link), for tests.
+static SECOND_PASSES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many second `select` passes (NULL wait-queue link) have been made.
+pub fn select_second_passes() -> u64 {
+    SECOND_PASSES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// `mmap(2)` of a descriptor (bsd/kern/kern_mman.c `mmap`): a character device answers
+/// `ENODEV` before any driver is called (`d_mmap` is never reached).
+pub fn mmap(fd: Fd) -> Result<(), Errno> {
+    let of = file(fd)?;
+    let _ = driver(of.dev); // the device exists; its d_mmap is not called
+    Err(Errno::ENODEV)
 }

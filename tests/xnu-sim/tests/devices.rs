@@ -40,15 +40,15 @@ fn cdevsw_add_index_rules() {
     // The simulator pre-fills built-in majors, as a booted kernel has them.
     for &m in BUILTIN_MAJORS {
         // SAFETY: plain KPI calls.
-        assert_eq!(unsafe { cdevsw_isfree(m as i32) }, 0, "builtin {m}");
+        assert_eq!(unsafe { cdevsw_isfree(m as i32) }, -1, "builtin {m}");
     }
     // SAFETY (whole test): `t` holds 112 valid bytes of a cdevsw.
     unsafe {
         // N >= 0: exactly slot N, only if free.
         assert_eq!(cdevsw_add(5, t.ptr()), -1, "a built-in major is not free");
-        assert_eq!(cdevsw_isfree(40), 1);
+        assert_eq!(cdevsw_isfree(40), 40);
         assert_eq!(cdevsw_add(40, t.ptr()), 40, "a free fixed index is taken");
-        assert_eq!(cdevsw_isfree(40), 0);
+        assert_eq!(cdevsw_isfree(40), -1);
         assert_eq!(
             cdevsw_add(40, t.ptr()),
             -1,
@@ -70,7 +70,7 @@ fn cdevsw_add_index_rules() {
         // Out of slots: -1.
         assert_eq!(cdevsw_add(NCHRDEV as i32, t.ptr()), -1);
         let before: Vec<i32> = (0..NCHRDEV as i32)
-            .filter(|&i| cdevsw_isfree(i) == 1)
+            .filter(|&i| cdevsw_isfree(i) == i)
             .collect();
         for &i in &before {
             assert_eq!(cdevsw_add(-(i.max(2)), t.ptr()), i);
@@ -111,11 +111,11 @@ fn cdevsw_remove_needs_a_byte_identical_table() {
         // The right bytes at the wrong index: refused.
         assert_eq!(cdevsw_remove(25, t.ptr()), -1);
         assert_eq!(cdevsw_remove(3, t.ptr()), -1, "a built-in slot");
-        assert_eq!(cdevsw_isfree(major), 0, "nothing was removed so far");
+        assert_eq!(cdevsw_isfree(major), -1, "nothing was removed so far");
         // A separate but identical copy is accepted: the bytes matter, not the address.
         let copy = t;
         assert_eq!(cdevsw_remove(major, copy.ptr()), major);
-        assert_eq!(cdevsw_isfree(major), 1);
+        assert_eq!(cdevsw_isfree(major), major);
         assert_eq!(cdevsw_remove(major, t.ptr()), -1, "a second removal fails");
         // The bytes registered (with padding) are the ones compared.
         let mut odd = t;
@@ -199,4 +199,46 @@ fn devfs_bad_handle_removal_panics() {
         child_survived();
     }
     expect_kernel_panic(NAME, "not a live devfs handle");
+}
+
+/// `cdevsw_isfree` (bsd/kern/bsd_stubs.c) answers with the index of a free slot, or -1: a
+/// non-negative index asks about that slot; a negative one searches upwards as `cdevsw_add`
+/// does (-1 from 0, -N from N).
+#[test]
+fn cdevsw_isfree_returns_the_index_or_minus_one() {
+    boot();
+    let t = table();
+    let first_free = (0..NCHRDEV).find(|i| !BUILTIN_MAJORS.contains(i)).unwrap() as i32;
+    // SAFETY: plain KPI calls; `t` holds 112 valid bytes of a cdevsw.
+    unsafe {
+        assert_eq!(cdevsw_isfree(3), -1, "a built-in slot");
+        assert_eq!(cdevsw_isfree(40), 40, "a free slot: its index");
+        assert_eq!(cdevsw_isfree(-1), first_free, "searching from 0");
+        assert_eq!(cdevsw_isfree(-26), 27, "26 is built in: the next free one");
+        assert_eq!(cdevsw_isfree(NCHRDEV as i32), -1, "past the table");
+        assert_eq!(cdevsw_add(40, t.ptr()), 40);
+        assert_eq!(cdevsw_isfree(40), -1, "taken now");
+        assert_eq!(cdevsw_isfree(-40), 41);
+        assert_eq!(cdevsw_remove(40, t.ptr()), 40);
+        assert_eq!(cdevsw_isfree(40), 40);
+    }
+}
+
+/// `mmap(2)` of a character device (bsd/kern/kern_mman.c `mmap`) fails with `ENODEV` before any
+/// driver entry point is called (`d_mmap` is `int (void)` in bsd/sys/conf.h and never reached).
+#[test]
+fn mmap_of_a_character_device_is_enodev() {
+    use common::testdrv::{calls, clear_calls, install};
+    use xnu_sim::syscalls::{self as sys, O_RDWR};
+    boot();
+    install("mmapdev");
+    let fd = sys::open("/dev/mmapdev", O_RDWR).unwrap();
+    clear_calls();
+    assert_eq!(sys::mmap(fd), Err(xnu_sim::Errno::ENODEV));
+    assert!(
+        calls().is_empty(),
+        "the driver was not called: {:?}",
+        calls()
+    );
+    sys::close(fd).unwrap();
 }

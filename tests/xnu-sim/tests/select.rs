@@ -155,7 +155,7 @@ fn selthreadclear_drops_the_record_and_wakes_the_waiter() {
         "selthreadclear removes the pending record"
     );
     assert!(
-        wait_until(Duration::from_millis(1500), || selects().len() == 2),
+        wait_until(Duration::from_millis(1500), || selects().len() >= 2),
         "the waiter was woken (and polled again) instead of sleeping on freed storage"
     );
     let r = t.join().unwrap().unwrap();
@@ -167,4 +167,46 @@ fn selthreadclear_drops_the_record_and_wakes_the_waiter() {
     // SAFETY: a selwakeup on cleared storage is harmless.
     unsafe { selwakeup(sip.0) };
     assert_eq!(xnu_sim::leaks().select_records, 0);
+}
+
+/// The second pass of `select` (bsd/kern/sys_generic.c `selprocess` after a wakeup, `selscan`
+/// with `SEL_SECONDPASS`) calls `d_select` with a NULL wait-queue link, and `selrecord` with a
+/// NULL link records nothing ("do not record if this is second pass of select"). A timeout
+/// makes no second pass.
+#[test]
+fn second_pass_passes_a_null_wql_and_selrecord_ignores_it() {
+    let fd = setup();
+    // Not ready: the first pass records; data arrives right after, the select is woken.
+    script(|s| s.wake_after_record = true);
+    let r = sys::select(&[fd], &[], Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(r, (vec![fd], vec![]));
+    let passes: Vec<bool> = calls()
+        .iter()
+        .filter_map(|c| match c {
+            Call::Select { null_wql, .. } => Some(*null_wql),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        passes,
+        vec![false, true],
+        "first pass with a link, second with NULL"
+    );
+    assert_eq!(xnu_sim::syscalls::select_second_passes(), 1);
+    // The driver called selrecord(NULL) on that second pass: nothing is recorded.
+    script(|s| s.ready = false);
+    clear_calls();
+    let _ = selrecord_null();
+    assert_eq!(xnu_sim::leaks().select_records, 0);
+    // A timeout ends the call without a second pass.
+    let r = sys::select(&[fd], &[], Some(Duration::from_millis(20))).unwrap();
+    assert_eq!(r, (vec![], vec![]));
+    assert_eq!(xnu_sim::syscalls::select_second_passes(), 1);
+}
+
+/// `selrecord` with a NULL link, as a driver's `d_select` makes it on a second pass.
+fn selrecord_null() -> usize {
+    // SAFETY: the driver's selinfo storage; a NULL link is what XNU passes on a second pass.
+    unsafe { selrecord(std::ptr::null_mut(), selinfo(), std::ptr::null_mut()) };
+    xnu_sim::leaks().select_records
 }

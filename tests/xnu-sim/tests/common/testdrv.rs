@@ -40,6 +40,8 @@ pub enum Call {
     Select {
         dev: dev_t,
         which: i32,
+        /// The wait-queue link was NULL (the second pass of a select).
+        null_wql: bool,
     },
 }
 
@@ -185,7 +187,11 @@ unsafe extern "C" fn t_ioctl(
 }
 
 unsafe extern "C" fn t_select(dev: dev_t, which: c_int, wql: *mut c_void, p: proc_t) -> c_int {
-    record(Call::Select { dev, which });
+    record(Call::Select {
+        dev,
+        which,
+        null_wql: wql.is_null(),
+    });
     let (ready, record_it) = script(|s| (s.ready, s.record));
     if ready {
         return 1;

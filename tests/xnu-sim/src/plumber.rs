@@ -1,0 +1,132 @@
+//! Protocol plumbers (xnu bsd/net/kpi_protocol.c): which module attaches a protocol family to
+//! interfaces of one interface family, and `proto_plumb`/`proto_unplumb`, through which the
+//! fake stack's address paths attach protocols (bsd/netinet/in.c, bsd/netinet6/in6.c).
+
+use crate::abi::*;
+use crate::config::{self, Fault};
+use crate::errno::Errno;
+use crate::ifnet::with_if;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// One registration: the kext's callbacks, or another driver's (a test stand-in, with none).
+#[derive(Clone, Copy)]
+struct Plumber {
+    attach: Option<proto_plumb_handler>,
+    detach: Option<proto_unplumb_handler>,
+    /// Registered through the KPI by the loaded kext (counted by the leak check).
+    by_kext: bool,
+}
+
+/// (protocol family, interface family) → plumber. XNU keeps the interface family's low 16
+/// bits (`proto_register_plumber`); so does the simulator.
+static PLUMBERS: Mutex<Option<HashMap<(u32, u32), Plumber>>> = Mutex::new(None);
+
+fn plumbers<R>(f: impl FnOnce(&mut HashMap<(u32, u32), Plumber>) -> R) -> R {
+    f(PLUMBERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashMap::new))
+}
+
+/// `proto_register_plumber` (bsd/net/kpi_protocol.c): `EEXIST` when the (protocol, interface
+/// family) pair is taken, as when two tun drivers are loaded; `ENOMEM` when its allocation
+/// fails (fault injection: [`Fault::ProtoRegisterPlumber`]).
+#[no_mangle]
+extern "C" fn proto_register_plumber(
+    pf: u32,
+    family: u32,
+    attach: Option<proto_plumb_handler>,
+    detach: Option<proto_unplumb_handler>,
+) -> errno_t {
+    plumbers(|p| {
+        CALLS.with_mut(|c| *c += 1);
+        let key = (pf, family & 0xffff);
+        if p.contains_key(&key) {
+            return Errno::EEXIST.0;
+        }
+        if config::should_fail(Fault::ProtoRegisterPlumber) {
+            return Errno::ENOMEM.0;
+        }
+        p.insert(
+            key,
+            Plumber {
+                attach,
+                detach,
+                by_kext: true,
+            },
+        );
+        0
+    })
+}
+
+/// `proto_unregister_plumber` (bsd/net/kpi_protocol.c): removes the pair's plumber if there is
+/// one. It returns nothing and cannot fail.
+#[no_mangle]
+extern "C" fn proto_unregister_plumber(pf: u32, family: u32) {
+    plumbers(|p| p.remove(&(pf, family & 0xffff)));
+}
+
+/// Counts `proto_register_plumber` calls (a plain counter behind the plumber table's lock).
+struct Calls(Mutex<u64>);
+
+impl Calls {
+    fn with_mut<R>(&self, f: impl FnOnce(&mut u64) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+static CALLS: Calls = Calls(Mutex::new(0));
+
+/// How many times `proto_register_plumber` was called.
+pub fn plumber_calls() -> u64 {
+    CALLS.with_mut(|c| *c)
+}
+
+/// Registers another driver's plumber for (protocol, interface family), as tuntaposx or
+/// Tunnelblick's tun does at load. It attaches nothing: `proto_plumb` through it answers
+/// `EOPNOTSUPP`.
+pub fn register_foreign_plumber(protocol: u32, family: u32) {
+    plumbers(|p| {
+        p.insert(
+            (protocol, family & 0xffff),
+            Plumber {
+                attach: None,
+                detach: None,
+                by_kext: false,
+            },
+        )
+    });
+}
+
+/// Whether a plumber is registered for (protocol, interface family).
+pub fn is_registered(protocol: u32, family: u32) -> bool {
+    plumbers(|p| p.contains_key(&(protocol, family & 0xffff)))
+}
+
+/// Plumbers the kext registered and has not unregistered (leak accounting).
+pub(crate) fn live_kext_plumbers() -> usize {
+    plumbers(|p| p.values().filter(|x| x.by_kext).count())
+}
+
+/// `proto_plumb` (bsd/net/kpi_protocol.c): calls the attach function of the plumber for
+/// (`pf`, the interface's family); `ENXIO` when there is none. No simulator lock is held
+/// during the call.
+pub fn proto_plumb(pf: u32, ifp: ifnet_t) -> Result<(), Errno> {
+    let family = with_if(ifp, |i| i.family);
+    let plumber = plumbers(|p| p.get(&(pf, family & 0xffff)).copied()).ok_or(Errno::ENXIO)?;
+    let attach = plumber.attach.ok_or(Errno::EOPNOTSUPP)?;
+    // SAFETY: a plumber the kext registered, called with a live ifnet.
+    let rc = crate::kext::in_kext(|| unsafe { attach(ifp, pf) });
+    crate::errno::check(rc)
+}
+
+/// `proto_unplumb` (bsd/net/kpi_protocol.c): calls the detach function of the plumber for
+/// (`pf`, the interface's family), if there is one (`SIOCPROTODETACH` reaches it).
+pub fn proto_unplumb(pf: u32, ifp: ifnet_t) {
+    let family = with_if(ifp, |i| i.family);
+    if let Some(detach) = plumbers(|p| p.get(&(pf, family & 0xffff)).and_then(|x| x.detach)) {
+        // SAFETY: as in `proto_plumb`.
+        crate::kext::in_kext(|| unsafe { detach(ifp, pf) });
+    }
+}
