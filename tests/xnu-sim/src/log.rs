@@ -16,6 +16,11 @@ pub fn log_lines() -> Vec<String> {
         .collect()
 }
 
+/// Forgets every line logged so far (for a test that looks at one phase at a time).
+pub fn clear_log() {
+    LOG.lock().unwrap_or_else(|e| e.into_inner()).clear();
+}
+
 /// A line the simulated kernel itself logs (as XNU's own `printf`s and `os_log`s do).
 pub(crate) fn kernel_log(line: &str) {
     push(line.to_string());

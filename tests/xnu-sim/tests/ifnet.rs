@@ -44,7 +44,14 @@ static DETACHED: AtomicBool = AtomicBool::new(false);
 static DETACH_THREAD: Mutex<Option<std::thread::ThreadId>> = Mutex::new(None);
 static DEMUXED: AtomicU64 = AtomicU64::new(0);
 
+/// The bytes of every packet the output callback received.
+static OUTPUT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
 unsafe extern "C" fn output(_ifp: ifnet_t, m: mbuf_t) -> errno_t {
+    let len = mbuf_pkthdr_len(m);
+    let mut bytes = vec![0u8; len];
+    assert_eq!(mbuf_copydata(m, 0, len, bytes.as_mut_ptr().cast()), 0);
+    OUTPUT.lock().unwrap().push(bytes);
     mbuf_freem(m);
     0
 }
@@ -322,4 +329,24 @@ fn proto_register_plumber_twice_is_eexist() {
     // SAFETY: as above.
     let rc = unsafe { proto_register_plumber(AF_INET, 99, std::ptr::null(), std::ptr::null()) };
     assert_eq!(rc, 17, "EEXIST (17)");
+}
+
+/// Raw output (bsd/net/dlil.c `dlil_output` with `DLIL_OUTPUT_FLAGS_RAW`, as bsd/net/bpf.c
+/// `bpfwrite` makes for a complete header) skips pre-output and the framer: the bytes reach
+/// the driver's output as written. A BPF write without a complete header goes through
+/// `PF_INET` (`ENXIO` while IPv4 is not attached).
+#[test]
+fn raw_output_skips_the_framer() {
+    let _ifp = attach();
+    let frame = [2u8, 0, 0, 0, 0x45, 0, 0, 20];
+    xnu_sim::stack::output_raw("simif0", &frame).unwrap();
+    assert_eq!(*OUTPUT.lock().unwrap(), vec![frame.to_vec()], "as written");
+    assert_eq!(
+        xnu_sim::stack::bpf_write("simif0", &frame[4..]),
+        Err(Errno::ENXIO),
+        "PF_INET is not attached"
+    );
+    attach_inet(_ifp);
+    xnu_sim::stack::bpf_write("simif0", &frame[4..]).unwrap();
+    assert_eq!(OUTPUT.lock().unwrap().len(), 2, "through PF_INET to output");
 }
