@@ -413,7 +413,7 @@ fn c5_miredo_darwin() {
     assert!(i.addresses.contains(&(AF_INET6, TEREDO.to_vec())), "C5.5");
     // Not a miredo step: an admin's `ifconfig tunN inet …`, so that PF_INET is plumbed (U-8) and
     // the stack can send IPv4 through tunN for the reader to drop.
-    configure_ipv4(&name);
+    stack::add_address(&name, AF_INET, &[10, 0, 0, 1]).expect("ifconfig inet");
     // C5.6: the encapsulation thread, asleep in a blocking readv (C5.4).
     let (tx, rx) = mpsc::channel();
     let reader = miredo_reader(fd, tx);
@@ -526,7 +526,7 @@ fn tinc_packet(i: usize) -> Vec<u8> {
 fn c6_tinc_darwin() {
     boot_and_load();
     let fd = tinc_open();
-    configure_ipv4("tun0"); // tinc-up: `ifconfig $INTERFACE 10.0.0.1 …`
+    stack::add_address("tun0", AF_INET, &[10, 0, 0, 1]).expect("ifconfig inet"); // tinc-up: `ifconfig $INTERFACE 10.0.0.1 …`
     let zero = Duration::ZERO;
     assert_eq!(
         syscalls::select(&[fd], &[fd], Some(zero)),
@@ -606,7 +606,7 @@ fn c6_tinc_freebsd_build() {
             ifnet::interface("tun0").unwrap().flags,
             IFF_BROADCAST | IFF_MULTICAST
         );
-        configure_ipv4("tun0");
+        stack::add_address("tun0", AF_INET, &[10, 0, 0, 1]).expect("ifconfig inet");
         let down = tinc_packet(usize::try_from(head).unwrap());
         assert_eq!(send_ipv4("tun0", &down), Ok(()), "O5");
         let framed = if head == 1 {
