@@ -125,7 +125,7 @@ fn unframe(packet: &mut Mbuf) -> Result<(u32, Destination), Errno> {
         None => packet
             .byte_at(0)
             .ok_or(Errno::EAFNOSUPPORT)
-            .and_then(|b| framing::family_from_version(b))?,
+            .and_then(framing::family_from_version)?,
     };
     let mut sockaddr = [0u8; MAX_SOCKADDR_LEN];
     let tag = TagId::from_raw(DEST_TAG.load(Relaxed));

@@ -112,7 +112,7 @@ pub(crate) fn live_kext_plumbers() -> usize {
 /// `proto_plumb` (bsd/net/kpi_protocol.c): calls the attach function of the plumber for
 /// (`pf`, the interface's family); `ENXIO` when there is none. No simulator lock is held
 /// during the call.
-pub fn proto_plumb(pf: u32, ifp: ifnet_t) -> Result<(), Errno> {
+pub(crate) fn proto_plumb(pf: u32, ifp: ifnet_t) -> Result<(), Errno> {
     let family = with_if(ifp, |i| i.family);
     let plumber = plumbers(|p| p.get(&(pf, family & 0xffff)).copied()).ok_or(Errno::ENXIO)?;
     let attach = plumber.attach.ok_or(Errno::EOPNOTSUPP)?;
@@ -123,7 +123,7 @@ pub fn proto_plumb(pf: u32, ifp: ifnet_t) -> Result<(), Errno> {
 
 /// `proto_unplumb` (bsd/net/kpi_protocol.c): calls the detach function of the plumber for
 /// (`pf`, the interface's family), if there is one (`SIOCPROTODETACH` reaches it).
-pub fn proto_unplumb(pf: u32, ifp: ifnet_t) {
+pub(crate) fn proto_unplumb(pf: u32, ifp: ifnet_t) {
     let family = with_if(ifp, |i| i.family);
     if let Some(detach) = plumbers(|p| p.get(&(pf, family & 0xffff)).and_then(|x| x.detach)) {
         // SAFETY: as in `proto_plumb`.
