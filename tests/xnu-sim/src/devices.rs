@@ -135,6 +135,9 @@ pub(crate) fn live_registrations() -> (usize, usize) {
     })
 }
 
+/// `cdevsw_add` (bsd/kern/bsd_stubs.c): copies all 112 bytes of `*csw` into a free slot and
+/// returns its index, or -1 (also when a `CdevswAdd` fault is injected). Index -1 searches from
+/// 0, -N from N, and N >= 0 takes exactly slot N if free.
 #[no_mangle]
 unsafe extern "C" fn cdevsw_add(index: c_int, csw: *const cdevsw) -> c_int {
     if config::should_fail(Fault::CdevswAdd) {
@@ -197,6 +200,9 @@ extern "C" fn cdevsw_isfree(index: c_int) -> c_int {
     })
 }
 
+/// `devfs_make_node` (bsd/miscfs/devfs/devfs_tree.c), after the C wrapper in csrc/variadic.c
+/// has formatted the name: an opaque handle for a new node with the given dev, owner and
+/// permissions; NULL when the name exists (XNU: `EEXIST`) or a `DevfsMakeNode` fault is injected.
 #[no_mangle]
 unsafe extern "C" fn xnusim_devfs_make_node_named(
     dev: c_int,
@@ -231,6 +237,8 @@ unsafe extern "C" fn xnusim_devfs_make_node_named(
     })
 }
 
+/// `devfs_remove` (bsd/miscfs/devfs/devfs_tree.c): removes the node made with `handle`. Stricter
+/// than XNU (which would use freed memory): a bad handle or a second removal panics.
 #[no_mangle]
 extern "C" fn devfs_remove(handle: *mut c_void) {
     with(|d| {

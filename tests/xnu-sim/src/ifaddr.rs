@@ -69,9 +69,9 @@ pub(crate) fn live_address_lists() -> usize {
     lists(|l| l.len())
 }
 
-/// `ifnet_get_address_list` (bsd/net/kpi_interface.c): a NULL-terminated array of the
-/// interface's addresses, the link-level (`AF_LINK`) one first, each entry referenced until the list
-/// is freed. `EINVAL` for a NULL interface or out-pointer (XNU lists every interface for NULL).
+/// `ifnet_get_address_list` (bsd/net/kpi_interface.c): a NULL-terminated array of the interface's
+/// addresses, the link-level (`AF_LINK`) one first, each entry referenced until the list is freed.
+/// `EINVAL` for a NULL interface or out-pointer (XNU lists every interface for NULL).
 #[no_mangle]
 unsafe extern "C" fn ifnet_get_address_list(ifp: ifnet_t, out: *mut *mut *mut c_void) -> errno_t {
     if ifp.is_null() || out.is_null() {

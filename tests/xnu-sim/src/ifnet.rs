@@ -270,6 +270,7 @@ fn maybe_free(t: &mut Ifnets, h: usize) {
 
 // ---- KPI ----
 
+/// `ifnet_allocate` (bsd/net/kpi_interface.c → `ifnet_allocate_extended`, bsd/net/dlil.c `dlil_if_acquire`): copies the init parameters, refuses missing callbacks or family with `EINVAL`, and takes the caller's reference; `ENOMEM` can be injected.
 #[no_mangle]
 unsafe extern "C" fn ifnet_allocate(init: *const ifnet_init_params, out: *mut ifnet_t) -> errno_t {
     let p = *init;
@@ -330,6 +331,7 @@ unsafe extern "C" fn ifnet_allocate(init: *const ifnet_init_params, out: *mut if
     0
 }
 
+/// `ifnet_attach` (bsd/net/dlil.c): gives the interface its index; `EEXIST` when it is attached already; a detached ifnet attached again panics (stricter); `ENOMEM` can be injected.
 #[no_mangle]
 extern "C" fn ifnet_attach(ifp: ifnet_t, _ll: *const c_void) -> errno_t {
     if config::should_fail(Fault::IfnetAttach) {
@@ -470,6 +472,7 @@ fn late_output(ifp: ifnet_t) {
     );
 }
 
+/// `ifnet_release` (bsd/net/kpi_interface.c → `dlil_if_free`): drops a reference; releasing one that is not live panics (stricter).
 #[no_mangle]
 extern "C" fn ifnet_release(ifp: ifnet_t) -> errno_t {
     with(|t| {
@@ -484,39 +487,46 @@ extern "C" fn ifnet_release(ifp: ifnet_t) -> errno_t {
     0
 }
 
+/// `ifnet_reference` (bsd/net/kpi_interface.c → `dlil_if_ref`): takes a reference, checked at unload.
 #[no_mangle]
 extern "C" fn ifnet_reference(ifp: ifnet_t) -> errno_t {
     with_if(ifp, |i| i.refs += 1);
     0
 }
 
+/// `ifnet_softc` (bsd/net/kpi_interface.c): the softc given at allocation.
 #[no_mangle]
 extern "C" fn ifnet_softc(ifp: ifnet_t) -> *mut c_void {
     with_if(ifp, |i| i.softc as *mut c_void)
 }
 
+/// `ifnet_flags` (bsd/net/kpi_interface.c): the interface flags.
 #[no_mangle]
 extern "C" fn ifnet_flags(ifp: ifnet_t) -> u16 {
     with_if(ifp, |i| i.flags)
 }
 
+/// `ifnet_set_flags` (bsd/net/kpi_interface.c): sets the bits of `mask` to those of `new_flags`.
 #[no_mangle]
 extern "C" fn ifnet_set_flags(ifp: ifnet_t, new_flags: u16, mask: u16) -> errno_t {
     with_if(ifp, |i| i.flags = (i.flags & !mask) | (new_flags & mask));
     0
 }
 
+/// `ifnet_mtu` (bsd/net/kpi_interface.c): the MTU.
 #[no_mangle]
 extern "C" fn ifnet_mtu(ifp: ifnet_t) -> u32 {
     with_if(ifp, |i| i.mtu)
 }
 
+/// `ifnet_set_mtu` (bsd/net/kpi_interface.c): sets the MTU.
 #[no_mangle]
 extern "C" fn ifnet_set_mtu(ifp: ifnet_t, mtu: u32) -> errno_t {
     with_if(ifp, |i| i.mtu = mtu);
     0
 }
 
+/// `ifnet_unit` (bsd/net/kpi_interface.c): the unit number.
 #[no_mangle]
 extern "C" fn ifnet_unit(ifp: ifnet_t) -> u32 {
     with_if(ifp, |i| i.unit)
@@ -532,6 +542,7 @@ fn add_stats(i: &mut SimIfnet, s: &ifnet_stat_increment_param) {
     i.stats.iqdrops += u64::from(s.dropped);
 }
 
+/// `ifnet_stat_increment` (bsd/net/kpi_interface.c): adds every field to the interface counters.
 #[no_mangle]
 unsafe extern "C" fn ifnet_stat_increment(
     ifp: ifnet_t,
@@ -542,6 +553,7 @@ unsafe extern "C" fn ifnet_stat_increment(
     0
 }
 
+/// `ifnet_stat_increment_in` (bsd/net/kpi_interface.c): adds input packets, bytes and errors.
 #[no_mangle]
 extern "C" fn ifnet_stat_increment_in(
     ifp: ifnet_t,
@@ -559,6 +571,7 @@ extern "C" fn ifnet_stat_increment_in(
     0
 }
 
+/// `ifnet_stat_increment_out` (bsd/net/kpi_interface.c): adds output packets, bytes and errors.
 #[no_mangle]
 extern "C" fn ifnet_stat_increment_out(
     ifp: ifnet_t,
@@ -576,6 +589,7 @@ extern "C" fn ifnet_stat_increment_out(
     0
 }
 
+/// `ifnet_attach_protocol` (bsd/net/dlil.c → `dlil_attach_protocol_internal`): `ENXIO` unless attached, `EEXIST` when the family is attached, calls the driver's `add_proto`; on success marks the interface up and calls the driver's ioctl with `SIOCSIFFLAGS` and NULL (since xnu-4570.51.1, macOS 10.13.4).
 #[no_mangle]
 unsafe extern "C" fn ifnet_attach_protocol(
     ifp: ifnet_t,
@@ -616,16 +630,18 @@ unsafe extern "C" fn ifnet_attach_protocol(
     0
 }
 
-/// `ifnet_detach_protocol` (bsd/net/dlil.c): `ENXIO` when `pf` is not attached; otherwise
-/// the protocol goes and the driver's `del_proto` is called. Fault injection
+/// `ifnet_detach_protocol` (bsd/net/dlil.c, `if_proto_free`): `ENXIO` when `pf` is not
+/// attached; otherwise the protocol goes and the driver's `del_proto` is called; when it was
+/// the last one, `IFF_UP` is cleared and the driver's ioctl gets `SIOCSIFFLAGS` with NULL. Fault injection
 /// ([`Fault::IfnetDetachProtocol`]) makes it fail with `EINVAL` and change nothing.
 #[no_mangle]
 extern "C" fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t {
     if config::should_fail(Fault::IfnetDetachProtocol) {
         return Errno::EINVAL.0;
     }
-    let (removed, del) = with_if(ifp, |i| {
-        (i.protocols.remove(&pf).is_some(), i.callbacks.del_proto)
+    let (removed, del, last) = with_if(ifp, |i| {
+        let removed = i.protocols.remove(&pf).is_some();
+        (removed, i.callbacks.del_proto, i.protocols.is_empty())
     });
     if !removed {
         return Errno::ENXIO.0;
@@ -633,9 +649,16 @@ extern "C" fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t {
     if let Some(del) = del {
         crate::kext::in_kext(|| unsafe { del(ifp, pf) });
     }
+    // dlil.c `if_proto_free`: when the last protocol goes the interface is marked down and the
+    // driver is told with SIOCSIFFLAGS and a NULL argument (the mirror of the attach).
+    if last {
+        with_if(ifp, |i| i.flags &= !IFF_UP);
+        call_ioctl(ifp, crate::stack::cmd::SIOCSIFFLAGS, std::ptr::null_mut());
+    }
     0
 }
 
+/// `bpfattach` (bsd/net/bpf.c → `bpf_attach`): records the interface's data-link type and header length.
 #[no_mangle]
 extern "C" fn bpfattach(ifp: ifnet_t, dlt: u32, hdrlen: u32) {
     with_if(ifp, |i| i.bpf = Some((dlt, hdrlen)));
@@ -687,9 +710,10 @@ extern "C" fn bpf_tap_out(ifp: ifnet_t, dlt: u32, m: mbuf_t, header: *mut c_void
     tap(ifp, true, dlt, m, header, hlen)
 }
 
-/// `ifnet_input`: for each packet (chained by `nextpkt`) the stack checks `rcvif` and
-/// `pkthdr.len`, demuxes through the driver, and delivers to the protocol attached for the
-/// family (whose input calls `proto_input`).
+/// `ifnet_input` (bsd/net/dlil.c → `ifnet_input_common`): for each packet (chained by
+/// `nextpkt`) the stack checks `rcvif` and `pkthdr.len` (stricter: a mismatch panics), demuxes
+/// through the driver, and delivers to the protocol attached for the family (whose input calls
+/// `proto_input`). Not modelled: XNU's own packet counting and its DLIL input thread.
 #[no_mangle]
 unsafe extern "C" fn ifnet_input(
     ifp: ifnet_t,
@@ -757,7 +781,8 @@ fn deliver(ifp: ifnet_t, m: mbuf_t) {
     }
 }
 
-/// `proto_input`: the protocol layer takes the packet.
+/// `proto_input` (bsd/net/kpi_protocol.c): the protocol layer takes the packet; the fake stack
+/// records (family, bytes) or hands them to an input hook.
 #[no_mangle]
 extern "C" fn proto_input(pf: u32, m: mbuf_t) -> errno_t {
     let ifp = mbuf::rcvif(m) as ifnet_t;
@@ -798,12 +823,14 @@ pub fn set_input_hook(name: &str, hook: Option<InputHook>) {
     };
 }
 
+/// `ifnet_set_baudrate` (bsd/net/kpi_interface.c): stores the link speed, capped at 0xffffffff as XNU caps it.
 #[no_mangle]
 extern "C" fn ifnet_set_baudrate(ifp: ifnet_t, baudrate: u64) -> errno_t {
-    with_if(ifp, |i| i.baudrate = baudrate);
+    with_if(ifp, |i| i.baudrate = baudrate.min(0xffff_ffff));
     0
 }
 
+/// `ifnet_baudrate` (bsd/net/kpi_interface.c): the stored link speed (at most 0xffffffff).
 #[no_mangle]
 extern "C" fn ifnet_baudrate(ifp: ifnet_t) -> u64 {
     with_if(ifp, |i| i.baudrate)

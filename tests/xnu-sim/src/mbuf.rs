@@ -360,6 +360,8 @@ extern "C" fn mbuf_maxlen(m: mbuf_t) -> usize {
     with(|t| seg(t, m).buf.len())
 }
 
+/// `mbuf_data` (bsd/kern/kpi_mbuf.c): the address of the segment's data. Stricter than XNU: a stale
+/// handle panics, and freed storage is poisoned and quarantined.
 #[no_mangle]
 extern "C" fn mbuf_data(m: mbuf_t) -> *mut c_void {
     with(|t| {
@@ -368,11 +370,15 @@ extern "C" fn mbuf_data(m: mbuf_t) -> *mut c_void {
     })
 }
 
+/// `mbuf_len` (bsd/kern/kpi_mbuf.c): the segment's data length. A handle that is not a live mbuf
+/// panics.
 #[no_mangle]
 extern "C" fn mbuf_len(m: mbuf_t) -> usize {
     with(|t| seg(t, m).len)
 }
 
+/// `mbuf_setlen` (bsd/kern/kpi_mbuf.c): sets the segment's data length. Stricter than XNU: panics
+/// when the length runs past the segment's storage.
 #[no_mangle]
 extern "C" fn mbuf_setlen(m: mbuf_t, len: usize) {
     with(|t| {
@@ -385,21 +391,26 @@ extern "C" fn mbuf_setlen(m: mbuf_t, len: usize) {
     })
 }
 
+/// `mbuf_next` (bsd/kern/kpi_mbuf.c): the next segment of the chain; stale handles panic.
 #[no_mangle]
 extern "C" fn mbuf_next(m: mbuf_t) -> mbuf_t {
     with(|t| seg(t, m).next as mbuf_t)
 }
 
+/// `mbuf_nextpkt` (bsd/kern/kpi_mbuf.c): the next packet of a packet list; stale handles panic.
 #[no_mangle]
 extern "C" fn mbuf_nextpkt(m: mbuf_t) -> mbuf_t {
     with(|t| seg(t, m).nextpkt as mbuf_t)
 }
 
+/// `mbuf_setnextpkt` (bsd/kern/kpi_mbuf.c): sets the next-packet link; stale handles panic.
 #[no_mangle]
 extern "C" fn mbuf_setnextpkt(m: mbuf_t, next: mbuf_t) {
     with(|t| seg(t, m).nextpkt = next as usize)
 }
 
+/// `mbuf_pkthdr_len` (bsd/kern/kpi_mbuf.c): the packet header's length. Stricter than XNU: an
+/// mbuf without a packet header panics.
 #[no_mangle]
 extern "C" fn mbuf_pkthdr_len(m: mbuf_t) -> usize {
     with(|t| {
@@ -411,6 +422,8 @@ extern "C" fn mbuf_pkthdr_len(m: mbuf_t) -> usize {
     })
 }
 
+/// `mbuf_pkthdr_setlen` (bsd/kern/kpi_mbuf.c): sets the packet header's length. Stricter than
+/// XNU: an mbuf without a packet header panics.
 #[no_mangle]
 extern "C" fn mbuf_pkthdr_setlen(m: mbuf_t, len: usize) {
     with(|t| {
@@ -422,6 +435,8 @@ extern "C" fn mbuf_pkthdr_setlen(m: mbuf_t, len: usize) {
     })
 }
 
+/// `mbuf_pkthdr_setrcvif` (bsd/kern/kpi_mbuf.c): stores the receiving interface and returns 0.
+/// Stricter than XNU: an mbuf without a packet header panics.
 #[no_mangle]
 extern "C" fn mbuf_pkthdr_setrcvif(m: mbuf_t, ifp: ifnet_t) -> errno_t {
     with(|t| {
@@ -434,11 +449,15 @@ extern "C" fn mbuf_pkthdr_setrcvif(m: mbuf_t, ifp: ifnet_t) -> errno_t {
     0
 }
 
+/// `mbuf_pkthdr_header` (bsd/kern/kpi_mbuf.c): the stored frame-header pointer; NULL for an mbuf
+/// without a packet header; stale handles panic.
 #[no_mangle]
 extern "C" fn mbuf_pkthdr_header(m: mbuf_t) -> *mut c_void {
     with(|t| seg(t, m).pkthdr.as_ref().map_or(0, |h| h.header) as *mut c_void)
 }
 
+/// `mbuf_pkthdr_setheader` (bsd/kern/kpi_mbuf.c): stores the frame-header pointer. Stricter
+/// than XNU: an mbuf without a packet header panics.
 #[no_mangle]
 extern "C" fn mbuf_pkthdr_setheader(m: mbuf_t, header: *mut c_void) {
     with(|t| {
@@ -502,7 +521,7 @@ unsafe extern "C" fn mbuf_tag_allocate(
     if !data_p.is_null() {
         *data_p = std::ptr::null_mut();
     }
-    if m.is_null() || !valid_tag_id(id) || length < 1 || length > 0xffff || data_p.is_null() {
+    if m.is_null() || !valid_tag_id(id) || !(1..=0xffff).contains(&length) || data_p.is_null() {
         return crate::Errno::EINVAL.0;
     }
     if how == MBUF_DONTWAIT && config::should_fail(Fault::MbufAlloc) {
@@ -565,6 +584,8 @@ pub fn tag_count(m: mbuf_t) -> usize {
     with(|t| seg(t, m).pkthdr.as_ref().map_or(0, |h| h.tags.len()))
 }
 
+/// `mbuf_copydata` (bsd/kern/kpi_mbuf.c): copies a byte range across segments; `EINVAL` (and
+/// nothing copied) when the chain ends before the range does. Stale handles panic.
 #[no_mangle]
 unsafe extern "C" fn mbuf_copydata(
     m: mbuf_t,
@@ -685,6 +706,10 @@ unsafe extern "C" fn mbuf_copyback(
     })
 }
 
+/// `mbuf_prepend` (bsd/kern/kpi_mbuf.c → bsd/kern/uipc_mbuf.c `m_prepend_2`): in place when the
+/// head has leading room, else a new head that takes over the packet header; under strict heads
+/// always a new head. A failed `MBUF_DONTWAIT` allocation frees the chain, sets `*mp` to NULL and
+/// returns `ENOMEM`.
 #[no_mangle]
 unsafe extern "C" fn mbuf_prepend(mp: *mut mbuf_t, len: usize, how: c_int) -> errno_t {
     let m = *mp;
@@ -723,6 +748,9 @@ unsafe extern "C" fn mbuf_prepend(mp: *mut mbuf_t, len: usize, how: c_int) -> er
     0
 }
 
+/// `mbuf_adj` (bsd/kern/kpi_mbuf.c → bsd/kern/uipc_mbuf.c `m_adj`): trims `len` bytes from the
+/// front across segments and lowers the packet length. Trimming from the tail (negative `len`)
+/// panics.
 #[no_mangle]
 extern "C" fn mbuf_adj(m: mbuf_t, len: c_int) {
     assert!(
@@ -747,6 +775,9 @@ extern "C" fn mbuf_adj(m: mbuf_t, len: c_int) {
     })
 }
 
+/// `mbuf_freem` (bsd/kern/kpi_mbuf.c → bsd/kern/uipc_mbuf.c `m_freem`): frees the chain along
+/// `m_next`, tags freed with the packet header; NULL is accepted. Stricter than XNU: freed storage
+/// is poisoned and quarantined, and a double free panics every time.
 #[no_mangle]
 extern "C" fn mbuf_freem(m: mbuf_t) {
     if m.is_null() {
@@ -760,6 +791,9 @@ extern "C" fn mbuf_freem(m: mbuf_t) {
     })
 }
 
+/// `mbuf_free` (bsd/kern/kpi_mbuf.c → bsd/kern/uipc_mbuf.c `m_free`): frees one mbuf and returns
+/// its successor. Stricter than XNU: poisoning, quarantine, and a panic for a handle that is not
+/// live.
 #[no_mangle]
 extern "C" fn mbuf_free(m: mbuf_t) -> mbuf_t {
     with(|t| free_one(t, m as usize) as mbuf_t)

@@ -337,8 +337,8 @@ extern "C" fn proc_rele(handle: proc_t) -> c_int {
     0
 }
 
-/// `proc_signal` (bsd/kern/kern_proc.c `proc_signal` → bsd/kern/kern_sig.c `psignal`): posts
-/// `sig` to process `pid` and wakes its `PCATCH` sleepers; nothing happens for a pid that does not exist.
+/// `proc_signal` (bsd/kern/kern_proc.c `proc_signal` → bsd/kern/kern_sig.c `psignal`): posts `sig`
+/// to process `pid` and wakes its `PCATCH` sleepers; nothing happens for a pid that does not exist.
 #[no_mangle]
 extern "C" fn proc_signal(pid: c_int, sig: c_int) {
     kill(pid, sig);

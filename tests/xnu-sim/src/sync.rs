@@ -329,9 +329,9 @@ fn signal_result(restart: bool) -> c_int {
 }
 
 /// `msleep` (bsd/kern/kern_synch.c `msleep` → `_sleep`): releases `mtx` and sleeps on `chan` in one
-/// step until a wakeup, the relative timeout (`EWOULDBLOCK`) or, with `PCATCH`, a signal (`EINTR` or
-/// `ERESTART`); retakes `mtx` unless `PDROP`. Stricter than XNU: the caller must hold `mtx` (panic), and
-/// perturbation mode injects delays and spurious wakeups.
+/// step until a wakeup, the relative timeout (`EWOULDBLOCK`) or, with `PCATCH`, a signal (`EINTR`
+/// or `ERESTART`); retakes `mtx` unless `PDROP`. Stricter than XNU: the caller must hold `mtx`
+/// (panic), and perturbation mode injects delays and spurious wakeups.
 #[no_mangle]
 extern "C" fn msleep(
     chan: *mut c_void,
@@ -463,8 +463,8 @@ pub(crate) fn msleep_impl(
     result
 }
 
-/// `wakeup` (bsd/kern/kern_synch.c): wakes every thread asleep on `chan`; a wakeup with no sleeper is
-/// lost (counted for tests).
+/// `wakeup` (bsd/kern/kern_synch.c): wakes every thread asleep on `chan`; a wakeup with no sleeper
+/// is lost (counted for tests).
 #[no_mangle]
 extern "C" fn wakeup(chan: *mut c_void) {
     config::perturb_point();

@@ -29,9 +29,9 @@ impl SimUio {
     }
 }
 
-/// `uiomove` (bsd/kern/kern_subr.c `uiomove` → `uiomove64`): copies min(n, resid) bytes across every
-/// iovec in the direction of `uio_rw`, advancing resid and offset. `EFAULT` can be injected (before any
-/// byte moves).
+/// `uiomove` (bsd/kern/kern_subr.c `uiomove` → `uiomove64`): copies min(n, resid) bytes across
+/// every iovec in the direction of `uio_rw`, advancing resid and offset. `EFAULT` can be injected
+/// (before any byte moves).
 #[no_mangle]
 unsafe extern "C" fn uiomove(cp: *const c_char, n: c_int, uio: uio_t) -> c_int {
     let uio = &mut *uio.cast::<SimUio>();
@@ -83,8 +83,8 @@ unsafe extern "C" fn uio_rw(uio: uio_t) -> c_int {
     (*uio.cast::<SimUio>()).rw
 }
 
-/// `uio_offset` (bsd/kern/kern_subr.c): the request's offset (0 for a device at the start), advanced
-/// by every byte `uiomove` moves.
+/// `uio_offset` (bsd/kern/kern_subr.c): the request's offset (0 for a device at the start),
+/// advanced by every byte `uiomove` moves.
 #[no_mangle]
 unsafe extern "C" fn uio_offset(uio: uio_t) -> i64 {
     (*uio.cast::<SimUio>()).offset

@@ -258,6 +258,7 @@ fn detach_protocol_of_an_unattached_family_is_enxio() {
     unsafe {
         assert_eq!(ifnet_detach_protocol(ifp, AF_INET6), Errno::ENXIO.0);
         assert_eq!(ifnet_attach_protocol(ifp, AF_INET6, &proto_param()), 0);
+        IOCTLS.lock().unwrap().clear();
         assert_eq!(ifnet_detach_protocol(ifp, AF_INET6), 0);
         assert_eq!(
             ifnet_detach_protocol(ifp, AF_INET6),
@@ -265,6 +266,17 @@ fn detach_protocol_of_an_unattached_family_is_enxio() {
             "gone now"
         );
     }
+    // dlil.c if_proto_free: the last protocol gone marks the interface down and tells the
+    // driver with SIOCSIFFLAGS and NULL.
+    assert_eq!(
+        interface("plumb0").unwrap().flags & IFF_UP,
+        0,
+        "marked down"
+    );
+    assert_eq!(
+        *IOCTLS.lock().unwrap(),
+        vec![(stack::cmd::SIOCSIFFLAGS, true)]
+    );
 }
 
 /// The fault kinds for `ifnet_detach`, `ifnet_detach_protocol`, `cdevsw_remove` and
