@@ -145,8 +145,8 @@ typedef int d_ioctl_t(dev_t dev, u_long cmd, caddr_t data, int fflag, struct pro
 typedef int d_stop_t(struct tty *tp, int rw);
 typedef int d_reset_t(int uban);
 typedef int d_select_t(dev_t dev, int which, void *wql, struct proc *p);
-/* xnu bsd/sys/conf.h: d_mmap is int (void); specfs answers mmap(2) of a character device with
- * ENODEV before any driver is called (bsd/miscfs/specfs/spec_vnops.c spec_mmap). */
+/* xnu bsd/sys/conf.h: d_mmap is int (void); mmap(2) of a character device answers
+ * ENODEV before any driver is called (bsd/kern/kern_mman.c mmap). */
 typedef int d_mmap_t(void);
 typedef void d_strategy_t(struct buf *bp);
 

@@ -18,7 +18,7 @@
 /*
  * Unused cdevsw slots are stubs rather than NULL, as XNU's own character devices have (eno_stop,
  * eno_reset, eno_mmap, eno_strat in bsd/kern/bsd_stubs.c). mmap(2) of a character device never
- * reaches d_mmap: specfs answers ENODEV first (bsd/miscfs/specfs/spec_vnops.c).
+ * reaches d_mmap: mmap() answers ENODEV for a character device first (bsd/kern/kern_mman.c).
  */
 static int tun_no_stop(struct tty *tp, int rw) { (void)tp; (void)rw; return ENODEV; }
 static int tun_no_reset(int uban) { (void)uban; return ENODEV; }
