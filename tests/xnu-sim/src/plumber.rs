@@ -7,6 +7,7 @@ use crate::config::{self, Fault};
 use crate::errno::Errno;
 use crate::ifnet::with_if;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 /// One registration: the kext's callbacks, or another driver's (a test stand-in, with none).
@@ -40,7 +41,7 @@ extern "C" fn proto_register_plumber(
     detach: Option<proto_unplumb_handler>,
 ) -> errno_t {
     plumbers(|p| {
-        CALLS.with_mut(|c| *c += 1);
+        CALLS.fetch_add(1, Relaxed);
         let key = (pf, family & 0xffff);
         if p.contains_key(&key) {
             return Errno::EEXIST.0;
@@ -67,20 +68,12 @@ extern "C" fn proto_unregister_plumber(pf: u32, family: u32) {
     plumbers(|p| p.remove(&(pf, family & 0xffff)));
 }
 
-/// Counts `proto_register_plumber` calls (a plain counter behind the plumber table's lock).
-struct Calls(Mutex<u64>);
-
-impl Calls {
-    fn with_mut<R>(&self, f: impl FnOnce(&mut u64) -> R) -> R {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-}
-
-static CALLS: Calls = Calls(Mutex::new(0));
+/// `proto_register_plumber` calls so far.
+static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// How many times `proto_register_plumber` was called.
 pub fn plumber_calls() -> u64 {
-    CALLS.with_mut(|c| *c)
+    CALLS.load(Relaxed)
 }
 
 /// Registers another driver's plumber for (protocol, interface family), as tuntaposx or

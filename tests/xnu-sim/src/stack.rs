@@ -149,7 +149,7 @@ pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
             Err(Errno::EEXIST) => {}
             Err(e) => return Err(e),
         }
-    } else if let Err(e) = plumbed.filter_eexist() {
+    } else if let Err(e) = plumbed.or_else(|e| if e == Errno::EEXIST { Ok(()) } else { Err(e) }) {
         crate::log::kernel_log(&format!(
             "{name}: in_domifattach: proto_plumb failed: errno {}",
             e.0
@@ -211,20 +211,6 @@ pub fn ioctl(name: &str, command: u32, arg: &mut [u8]) -> Result<(), Errno> {
         arg.as_mut_ptr().cast()
     };
     check(ifnet::call_ioctl(ifp, command, data))
-}
-
-/// `Result::Err(EEXIST)` counts as success for plumbing (an attached protocol).
-trait FilterEexist {
-    fn filter_eexist(self) -> Result<(), Errno>;
-}
-
-impl FilterEexist for Result<(), Errno> {
-    fn filter_eexist(self) -> Result<(), Errno> {
-        match self {
-            Err(Errno::EEXIST) => Ok(()),
-            other => other,
-        }
-    }
 }
 
 /// `SIOCPROTODETACH` / `SIOCPROTODETACH_IN6` on `name` (bsd/netinet/in.c, in6.c): the stack
