@@ -2,11 +2,11 @@
 //!
 //! Two flavours, chosen by the target:
 //! - the macOS kernel (the `x86_64-apple-macos-kext` target spec): clang with
-//!   the flags xnu uses for kexts (kext-build.md section 2.2);
+//!   the flags xnu uses for kexts (docs/kext-build.md section 2.2);
 //! - the host (Linux): the same sources, freestanding, for linking against the simulated kernel
 //!   in `tests/xnu-sim`. The few KPI names that glibc also defines and whose behaviour the
 //!   simulator must own (`printf`, `panic`) are renamed in the shim's objects, so the rest of the
-//!   test process keeps glibc's (xnu-sim.md section 1).
+//!   test process keeps glibc's (docs/xnu-sim.md section 1).
 
 use std::env;
 use std::path::PathBuf;
@@ -23,7 +23,13 @@ fn main() {
     let kernel = target.ends_with("-kext");
     println!("cargo:rerun-if-changed=shim/kpi.h");
     println!("cargo:rerun-if-changed=shim/shim.c");
+    println!("cargo:rerun-if-changed=Info.plist");
     println!("cargo:rerun-if-env-changed=CLANG");
+
+    // The bundle identifier and version are written once, in Info.plist; the shim's kmod_info
+    // and the core (lock group, mbuf tags) get them from here.
+    let (bundle_id, bundle_version) = bundle_identity("Info.plist");
+    println!("cargo:rustc-env=TUN_BUNDLE_ID={bundle_id}");
 
     let clang = env::var("CLANG").unwrap_or_else(|_| find_clang());
     let mut build = cc::Build::new();
@@ -37,7 +43,12 @@ fn main() {
         .flag("-O2")
         .flag("-Wall")
         .flag("-Wextra")
-        .flag("-Werror");
+        .flag("-Werror")
+        .define("TUN_BUNDLE_ID", format!("\"{bundle_id}\"").as_str())
+        .define(
+            "TUN_BUNDLE_VERSION",
+            format!("\"{bundle_version}\"").as_str(),
+        );
     if kernel {
         build
             .flag("-target")
@@ -70,6 +81,9 @@ fn main() {
         .ctypes_prefix("core::ffi")
         .layout_tests(false)
         .derive_default(true)
+        // Zero-filled Default of structs holding pointers is an unsafe block bindgen writes
+        // without a SAFETY comment; Rust only needs Default for the plain-integer ones.
+        .no_default("kmod_info|cdevsw|ifnet_demux_desc|ifnet_init_params|ifnet_attach_proto_param")
         .generate_comments(false)
         .prepend_enum_name(false)
         // The Rust core defines these itself (src/kpi/entry.rs); the shim's definitions are C.
@@ -80,6 +94,30 @@ fn main() {
     bindings
         .write_to_file(out.join("kpi_bindings.rs"))
         .expect("write kpi_bindings.rs");
+}
+
+/// `CFBundleIdentifier` and `CFBundleVersion` of the plist at `path`. Both end up in C string
+/// literals and in `kmod_info`'s 64-byte fields, so only plain reverse-DNS and version
+/// characters are accepted.
+fn bundle_identity(path: &str) -> (String, String) {
+    let info = plist::Value::from_file(path).expect("read Info.plist");
+    let dict = info.as_dictionary().expect("Info.plist is a dictionary");
+    let field = |key: &str| {
+        let value = dict
+            .get(key)
+            .and_then(plist::Value::as_string)
+            .unwrap_or_else(|| panic!("Info.plist has no string {key}"));
+        assert!(
+            !value.is_empty()
+                && value.len() < 64
+                && value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c)),
+            "Info.plist {key} {value:?}: want 1..63 characters of [A-Za-z0-9.-_]"
+        );
+        value.to_string()
+    };
+    (field("CFBundleIdentifier"), field("CFBundleVersion"))
 }
 
 /// The first clang found: `clang-19` (Debian's versioned name), then `clang`.

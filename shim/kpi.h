@@ -362,6 +362,7 @@ struct ifnet_attach_proto_param {
 errno_t ifnet_allocate(const struct ifnet_init_params *init, ifnet_t *interface);
 errno_t ifnet_attach(ifnet_t interface, const struct sockaddr_dl *ll_addr);
 errno_t ifnet_detach(ifnet_t interface);
+errno_t ifnet_reference(ifnet_t interface);
 errno_t ifnet_release(ifnet_t interface);
 void *ifnet_softc(ifnet_t interface);
 u_int16_t ifnet_flags(ifnet_t interface);
@@ -416,7 +417,7 @@ void bpf_tap_out(ifnet_t interface, u_int32_t dlt, mbuf_t packet, void *header,
 int printf(const char *format, ...);
 void panic(const char *format, ...) __attribute__((noreturn));
 
-/* ---- layouts shared with the kernel (kext-build.md section 7) ---- */
+/* ---- layouts shared with the kernel (docs/kext-build.md section 7) ---- */
 #define TUN_OFFSET_OF(type, field) __builtin_offsetof(type, field)
 _Static_assert(sizeof(kmod_info_t) == 196, "kmod_info_t is 196 bytes");
 _Static_assert(TUN_OFFSET_OF(kmod_info_t, name) == 16, "kmod_info_t.name");

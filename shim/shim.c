@@ -5,8 +5,10 @@
  */
 #include "kpi.h"
 
-#define TUN_BUNDLE_ID "org.tunnelkext.tunnel"
-#define TUN_BUNDLE_VERSION "1.0.0"
+/* TUN_BUNDLE_ID and TUN_BUNDLE_VERSION come from Info.plist, through build.rs. */
+#if !defined(TUN_BUNDLE_ID) || !defined(TUN_BUNDLE_VERSION)
+#error "build.rs defines TUN_BUNDLE_ID and TUN_BUNDLE_VERSION from Info.plist"
+#endif
 
 /*
  * cdevsw_add index: search upwards from 24. -1 searches from 0, which collides with built-in
@@ -27,7 +29,7 @@ static void tun_no_strategy(struct buf *bp) { (void)bp; }
 
 /*
  * One static, zero-initialised object is given to cdevsw_add and to cdevsw_remove: removal
- * compares all 112 bytes, padding included (kext-build.md section 7).
+ * compares all 112 bytes, padding included (docs/kext-build.md section 7).
  */
 static struct cdevsw tun_cdevsw = {
     .d_open = tun_dev_open,
@@ -149,7 +151,7 @@ static kern_return_t tun_kmod_stop(kmod_info_t *ki, void *data)
     return tun_driver_stop();
 }
 
-/* The loader fills in address, size and hdr_size (kext-build.md section 6). */
+/* The loader fills in address, size and hdr_size (docs/kext-build.md section 6). */
 __attribute__((visibility("default"))) kmod_info_t kmod_info = {
     .next = NULL,
     .info_version = KMOD_INFO_VERSION,

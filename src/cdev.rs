@@ -1,20 +1,23 @@
-//! The character-device entry points of `/dev/tunN` (tun-contract.md sections 2, 4, 5, 7, 9, 10).
+//! The character-device entry points of `/dev/tunN` (docs/tun-contract.md sections 2, 4, 5, 7,
+//! 9, 10).
 //!
 //! Each one passes the driver gate on entry and leaves it at its one exit (the `GateRef`
 //! drops last), so unload can never free what an entry point is using.
 
-use crate::driver;
-use crate::errno::Errno;
+use crate::counters::Count;
+use crate::debug;
 use crate::framing::{self, Framing};
+use crate::gate;
 use crate::iface;
 use crate::klog;
-use crate::kpi::ifnet::{flags, Ifnet};
+use crate::kpi::errno::Errno;
+use crate::kpi::ifnet::{IfFlags, Ifnet, DLT_NULL};
 use crate::kpi::mbuf::Mbuf;
 use crate::kpi::proc;
 use crate::kpi::select::SelectToken;
-use crate::kpi::uio::Uio;
+use crate::kpi::uio::{FromUser, ToUser, Uio};
 use crate::limits::{AF_HEADER_LEN, TUNMRU, TUNMTU};
-use crate::unit::{Count, Setup, Unit, UnitCounters};
+use crate::unit::{Setup, Unit};
 
 /// `select` interest bits (`FREAD`, `FWRITE`).
 const FREAD: u32 = 1;
@@ -22,7 +25,7 @@ const FWRITE: u32 = 2;
 
 /// open: exclusive (U-3); the first open builds interface `tunN`, which then persists (U-4).
 pub fn open(minor: u32) -> Result<(), Errno> {
-    let _gate = driver::enter()?;
+    let _gate = gate::enter()?;
     let unit = Unit::get(minor)?;
     let (ifnet, setup) = {
         let mut state = unit.state.lock();
@@ -30,7 +33,7 @@ pub fn open(minor: u32) -> Result<(), Errno> {
             return Err(Errno::EBUSY);
         }
         state.opening = true;
-        (state.ifnet, state.setup)
+        (state.ifnet.clone(), state.setup)
     };
     // Built without the unit mutex: attaching calls back into the driver.
     let built = build_interface(unit, ifnet, setup);
@@ -61,20 +64,20 @@ fn build_interface(
     let ifnet = match ifnet {
         Some(ifnet) => ifnet,
         None => {
-            let number = unit.number();
-            let ifnet = Ifnet::allocate(number as u32, number + 1).map_err(|e| (None, setup, e))?;
-            ifnet.set_flags(flags::POINTOPOINT | flags::MULTICAST, 0xffff);
+            let ifnet = Ifnet::allocate(unit.number() as u32, unit.softc())
+                .map_err(|e| (None, setup, e))?;
+            // Every flag replaced: the creation defaults (U-4).
+            let all = IfFlags::from_bits_retain(u16::MAX);
+            ifnet.set_flags(IfFlags::POINTOPOINT | IfFlags::MULTICAST, all);
             ifnet.set_mtu(TUNMTU);
-            if let Err(e) = ifnet.attach() {
-                ifnet.release();
-                return Err((None, setup, e));
-            }
+            // On failure the handle's drop gives back the allocation's reference.
+            ifnet.attach().map_err(|e| (None, setup, e))?;
             setup.attached = true;
             ifnet
         }
     };
     if !setup.bpf {
-        ifnet.bpf_attach();
+        ifnet.bpf_attach(DLT_NULL, AF_HEADER_LEN as u32); // U-9
         setup.bpf = true;
     }
     // No protocol is attached here: the stack plumbs IPv4 and IPv6 through the driver's
@@ -85,7 +88,7 @@ fn build_interface(
 /// close (last close or revoke): the steps of section 10, in order; always succeeds for an
 /// open unit.
 pub fn close(minor: u32) -> Result<(), Errno> {
-    let _gate = driver::enter()?;
+    let _gate = gate::enter()?;
     let unit = Unit::get(minor)?;
     let ifnet = {
         let mut state = unit.state.lock();
@@ -95,59 +98,41 @@ pub fn close(minor: u32) -> Result<(), Errno> {
         state.open = false; // 1: stale descriptors get ENXIO, output EHOSTDOWN
         state.closing = true; // still claimed: no open until step 5 is done
         state.queue.purge(); // 2
-        if let Some(ifnet) = state.ifnet {
-            ifnet.set_flags(0, flags::UP | flags::RUNNING); // 3
+        if let Some(ifnet) = &state.ifnet {
+            ifnet.set_flags(IfFlags::empty(), IfFlags::UP | IfFlags::RUNNING); // 3
         }
-        state.ifnet
+        state.ifnet.clone()
     };
     // 4: without the unit mutex, since the stack calls back into the interface ioctl.
     let failures = ifnet.map_or(0, |ifnet| iface::remove_addresses(unit.number(), &ifnet));
     unit.counters.add_address_removal_failures(failures);
     let mut state = unit.state.lock();
-    if let Some(ifnet) = state.ifnet {
+    if let Some(ifnet) = &state.ifnet {
         // 5: the creation defaults (undoes TUNSIFMODE, TUNSIFINFO and SIOCSIFFLAGS edits).
         ifnet.set_flags(
-            flags::POINTOPOINT | flags::MULTICAST,
-            flags::UP
-                | flags::RUNNING
-                | flags::BROADCAST
-                | flags::POINTOPOINT
-                | flags::MULTICAST
-                | flags::NOARP,
+            IfFlags::POINTOPOINT | IfFlags::MULTICAST,
+            IfFlags::UP
+                | IfFlags::RUNNING
+                | IfFlags::BROADCAST
+                | IfFlags::POINTOPOINT
+                | IfFlags::MULTICAST
+                | IfFlags::NOARP,
         );
         ifnet.set_mtu(TUNMTU);
         ifnet.set_baudrate(0);
     }
     state.reset_modes();
     state.closing = false;
-    if driver::debug_level() != 0 {
-        log_counters(unit.number(), &unit.counters.snapshot());
+    if debug::level() != 0 {
+        klog!("tun{}: {}", unit.number(), unit.counters.snapshot());
     }
     unit.wake_all(&state); // 6
     Ok(())
 }
 
-/// The debug dump: one kernel-log line with a unit's counters (section 12).
-fn log_counters(unit: usize, c: &UnitCounters) {
-    klog!(
-        "tun{}: ipackets {} ibytes {} ierrors {} opackets {} obytes {} oerrors {} iqdrops {} qdrops {} truncated {} addr-failures {}",
-        unit,
-        c.ipackets,
-        c.ibytes,
-        c.ierrors,
-        c.opackets,
-        c.obytes,
-        c.oerrors,
-        c.iqdrops,
-        c.queue_drops,
-        c.truncated_reads,
-        c.address_removal_failures
-    );
-}
-
 /// read: at most one packet per call, its prefix first; a short buffer truncates (RD-1..RD-9).
-pub fn read(minor: u32, uio: &mut Uio<'_>, nonblocking: bool) -> Result<(), Errno> {
-    let _gate = driver::enter()?;
+pub fn read(minor: u32, uio: &mut Uio<'_, ToUser>, nonblocking: bool) -> Result<(), Errno> {
+    let _gate = gate::enter()?;
     let unit = Unit::get(minor)?;
     let room = uio.resid();
     if room == 0 {
@@ -177,8 +162,8 @@ pub fn read(minor: u32, uio: &mut Uio<'_>, nonblocking: bool) -> Result<(), Errn
 }
 
 /// write: one call is one packet (W1..W9); never sleeps (WR-2).
-pub fn write(minor: u32, uio: &mut Uio<'_>) -> Result<(), Errno> {
-    let _gate = driver::enter()?;
+pub fn write(minor: u32, uio: &mut Uio<'_, FromUser>) -> Result<(), Errno> {
+    let _gate = gate::enter()?;
     let unit = Unit::get(minor)?;
     let len = uio.resid();
     if len == 0 {
@@ -189,7 +174,7 @@ pub fn write(minor: u32, uio: &mut Uio<'_>) -> Result<(), Errno> {
         if !state.open {
             return Err(Errno::ENXIO);
         }
-        (state.framing, state.ifnet.ok_or(Errno::ENXIO)?)
+        (state.framing, state.ifnet.clone().ok_or(Errno::ENXIO)?)
     };
     let result = write_packet(uio, len, framing, &ifnet);
     let count = match &result {
@@ -205,7 +190,7 @@ pub fn write(minor: u32, uio: &mut Uio<'_>) -> Result<(), Errno> {
         None => return Ok(()), // dropped, full length written (W7, W8)
     };
     let bytes = packet.len() as u32;
-    ifnet.tap_in(&packet, family);
+    ifnet.tap_in(&packet, DLT_NULL, &family.to_ne_bytes());
     // Without the unit mutex: input may loop back into output. The stack owns the packet
     // now, whatever it answers; the interface statistics count it through `input`.
     let _ = ifnet.input(packet, bytes);
@@ -218,7 +203,7 @@ pub fn write(minor: u32, uio: &mut Uio<'_>) -> Result<(), Errno> {
 /// IP header; the user's bytes are copied once, straight into the chain (an AF header is read
 /// into that word's place first and replaced by the host-order family).
 fn write_packet(
-    uio: &mut Uio<'_>,
+    uio: &mut Uio<'_, FromUser>,
     len: usize,
     framing: Framing,
     ifnet: &Ifnet,
@@ -256,15 +241,14 @@ fn write_packet(
     // WR-1: the family sits just before the IP header, where demux finds it through
     // pkthdr.header; the data then starts at the IP header.
     packet.head_mut()[..AF_HEADER_LEN].copy_from_slice(&family.to_ne_bytes());
-    packet.set_header_to_data();
-    packet.trim_front(AF_HEADER_LEN);
+    packet.take_frame_header(AF_HEADER_LEN)?;
     packet.set_rcvif(ifnet);
     Ok(Some((packet, family)))
 }
 
 /// ioctl on the device (section 7): any command on an open unit, see [`crate::dev_ioctl`].
 pub fn ioctl(minor: u32, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
-    let _gate = driver::enter()?;
+    let _gate = gate::enter()?;
     let unit = Unit::get(minor)?;
     let mut state = unit.state.lock();
     if !state.open {
@@ -276,7 +260,7 @@ pub fn ioctl(minor: u32, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
 /// select: readable iff a packet is queued or the unit is going away; always writable (SEL-1,
 /// SEL-2). Otherwise records the selector, under the same mutex as read (SEL-4).
 pub fn select(minor: u32, which: u32, wql: SelectToken) -> bool {
-    let Ok(_gate) = driver::enter() else {
+    let Ok(_gate) = gate::enter() else {
         return true; // going away: let read report ENXIO at once
     };
     let Ok(unit) = Unit::get(minor) else {

@@ -1,14 +1,14 @@
-//! The ioctls of `/dev/tunN` (tun-contract.md section 7): framing modes, interface mode and
+//! The ioctls of `/dev/tunN` (docs/tun-contract.md section 7): framing modes, interface mode and
 //! info, the interface name, the status pid, owner and async I/O, non-blocking I/O, the queue
 //! length and the driver-wide debug level. Every command works whether or not the interface is
 //! up, except `TUNSIFMODE`. The kernel has already copied the argument in (and copies it out
 //! on success) by the size encoded in the command.
 
-use crate::driver;
-use crate::errno::Errno;
+use crate::debug;
 use crate::iface;
 use crate::ioctl::{self, int_arg, set_int_arg, IFNAMSIZ, TUNINFO_LEN};
-use crate::kpi::ifnet::{flags, Ifnet};
+use crate::kpi::errno::Errno;
+use crate::kpi::ifnet::{IfFlags, Ifnet};
 use crate::kpi::proc;
 use crate::limits::TUN_MINMTU;
 use crate::owner::Owner;
@@ -20,14 +20,16 @@ pub const IFT_OTHER: u8 = crate::kpi::sys::IFT_OTHER as u8;
 
 /// The interface modes `TUNSIFMODE` accepts: point-to-point or broadcast, with or without
 /// multicast.
-const MODES: [u16; 4] = [
-    flags::POINTOPOINT,
-    flags::POINTOPOINT | flags::MULTICAST,
-    flags::BROADCAST,
-    flags::BROADCAST | flags::MULTICAST,
+const MODES: [IfFlags; 4] = [
+    IfFlags::POINTOPOINT,
+    IfFlags::POINTOPOINT.union(IfFlags::MULTICAST),
+    IfFlags::BROADCAST,
+    IfFlags::BROADCAST.union(IfFlags::MULTICAST),
 ];
 /// The flags `TUNSIFMODE` replaces.
-const MODE_MASK: u16 = flags::BROADCAST | flags::POINTOPOINT | flags::MULTICAST;
+const MODE_MASK: IfFlags = IfFlags::BROADCAST
+    .union(IfFlags::POINTOPOINT)
+    .union(IfFlags::MULTICAST);
 
 /// `struct tuninfo` (8 bytes), by field.
 struct TunInfo {
@@ -70,10 +72,10 @@ pub fn handle(unit: usize, state: &mut UnitState, cmd: u32, arg: &mut [u8]) -> R
     let int_out = |arg: &mut [u8], v: i32| set_int_arg(arg, v).ok_or(Errno::EFAULT);
     match cmd {
         ioctl::TUNSDEBUG => {
-            driver::set_debug_level(int_in(arg)?);
+            debug::set_level(int_in(arg)?);
             Ok(())
         }
-        ioctl::TUNGDEBUG => int_out(arg, driver::debug_level()),
+        ioctl::TUNGDEBUG => int_out(arg, debug::level()),
         ioctl::TUNSIFINFO => set_info(interface(state)?, arg),
         ioctl::TUNGIFINFO => {
             let ifnet = interface(state)?;
@@ -138,13 +140,13 @@ pub fn handle(unit: usize, state: &mut UnitState, cmd: u32, arg: &mut [u8]) -> R
 }
 
 /// The interface of an open unit (built by open before the unit is marked open).
-fn interface(state: &UnitState) -> Result<Ifnet, Errno> {
-    state.ifnet.ok_or(Errno::ENXIO)
+fn interface(state: &UnitState) -> Result<&Ifnet, Errno> {
+    state.ifnet.as_ref().ok_or(Errno::ENXIO)
 }
 
 /// `TUNSIFINFO`: type first (`EPROTOTYPE`), then the MTU floor (`EINVAL`); on error nothing
 /// changes.
-fn set_info(ifnet: Ifnet, arg: &[u8]) -> Result<(), Errno> {
+fn set_info(ifnet: &Ifnet, arg: &[u8]) -> Result<(), Errno> {
     let info = TunInfo::parse(arg).ok_or(Errno::EFAULT)?;
     if info.if_type != IFT_OTHER {
         return Err(Errno::EPROTOTYPE);
@@ -158,12 +160,13 @@ fn set_info(ifnet: Ifnet, arg: &[u8]) -> Result<(), Errno> {
 }
 
 /// `TUNSIFMODE`: `EBUSY` while up (checked first), `EINVAL` for anything but the four modes.
-fn set_mode(ifnet: Ifnet, mode: i32) -> Result<(), Errno> {
+fn set_mode(ifnet: &Ifnet, mode: i32) -> Result<(), Errno> {
     if ifnet.is_up() {
         return Err(Errno::EBUSY);
     }
     let mode = u16::try_from(mode)
         .ok()
+        .map(IfFlags::from_bits_retain)
         .filter(|m| MODES.contains(m))
         .ok_or(Errno::EINVAL)?;
     ifnet.set_flags(mode, MODE_MASK);

@@ -1,39 +1,24 @@
-//! Load and unload (tun-contract.md section 11), and the gate every entry point passes.
-//!
-//! The gate counts threads inside the driver: every device entry point and ifnet callback
-//! holds a [`GateRef`] from entry to its one exit. Unload refuses while the count is non-zero
-//! or a unit is open, and otherwise waits for it to drain before tearing anything down, so an
-//! entry point can never run against freed state.
+//! Load and unload (docs/tun-contract.md section 11): the driver's registrations, its locks,
+//! and the order in which they are made and undone.
 
-use crate::errno::Errno;
+use crate::gate;
+use crate::iface;
 use crate::klog;
+use crate::kpi::errno::Errno;
 use crate::kpi::ifnet::{self, AF_INET, AF_INET6};
-use crate::kpi::lock::{wakeup, Channel, Interruptible, KMutex, LockGroup};
+use crate::kpi::lock::{Interruptible, KMutex, LockGroup};
 use crate::kpi::nodes::{self, DevNode, Major};
 use crate::limits::TUN_UNITS;
 use crate::unit::{Setup, Unit, UnitState, UNITS};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering::SeqCst};
+use core::ffi::CStr;
 
-/// Threads inside the driver, and the unload flags.
-///
-/// Lock coverage: none; plain atomics, so that a caller arriving after unload freed every lock
-/// (it fetched a cdevsw or ifnet pointer just before they went) touches only static memory.
-/// `stopping` and `dying` are written only by `start`/`stop`, which the kernel serialises;
-/// `stop` reads the count under the global mutex.
-struct Gate {
-    /// Threads between entry and exit of an entry point.
-    inflight: AtomicUsize,
-    /// An unload attempt is checking whether the driver is idle (ST-1).
-    stopping: AtomicBool,
-    /// Unload has committed: no new entry, reads and selects answer `ENXIO` (ST-2).
-    dying: AtomicBool,
-}
-
-static GATE: Gate = Gate {
-    inflight: AtomicUsize::new(0),
-    stopping: AtomicBool::new(false),
-    dying: AtomicBool::new(false),
-};
+/// The kext's bundle identifier, from `Info.plist` (`CFBundleIdentifier`, read by build.rs):
+/// the name of the driver's lock group and of its mbuf tags.
+pub const BUNDLE_ID: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("TUN_BUNDLE_ID"), "\0").as_bytes()) {
+        Ok(id) => id,
+        Err(_) => panic!("TUN_BUNDLE_ID holds a NUL"),
+    };
 
 /// Driver-wide registrations. Guarded by the global kernel mutex; unload sleeps on it while
 /// the gate drains.
@@ -51,62 +36,6 @@ static GLOBAL: KMutex<Registrations> = KMutex::new(Registrations {
 /// never across a sleep.
 static LOCK_GROUP: spin::Mutex<Option<LockGroup>> = spin::Mutex::new(None);
 
-/// The driver-wide debug level (`TUNSDEBUG`/`TUNGDEBUG`, default 0). Non-zero: each close
-/// logs the unit's counters (section 12). An atomic: read and written without any lock.
-static DEBUG_LEVEL: AtomicI32 = AtomicI32::new(0);
-
-/// The debug level.
-pub fn debug_level() -> i32 {
-    DEBUG_LEVEL.load(SeqCst)
-}
-
-/// Sets the debug level (`TUNSDEBUG`).
-pub fn set_debug_level(level: i32) {
-    DEBUG_LEVEL.store(level, SeqCst);
-}
-
-/// A thread's pass through the gate; dropping it is the entry point's one exit.
-pub struct GateRef(());
-
-/// Enters the driver; `ENXIO` once unload has committed (U-7).
-///
-/// While an unload attempt is still deciding, the thread waits for the decision instead of
-/// failing: it is already counted, so the attempt either saw it and refuses (the call then
-/// goes on as if nothing happened, ST-1 "nothing changed"; a `close` that failed here would
-/// leave its unit open for ever), or decided before the count went up and commits. The wait
-/// touches only these statics: a late caller may arrive after unload freed every lock.
-pub fn enter() -> Result<GateRef, Errno> {
-    GATE.inflight.fetch_add(1, SeqCst);
-    while GATE.stopping.load(SeqCst) {
-        if GATE.dying.load(SeqCst) {
-            exit();
-            return Err(Errno::ENXIO);
-        }
-        core::hint::spin_loop();
-    }
-    Ok(GateRef(()))
-}
-
-/// Leaves the driver. Touches no lock: unload polls the count while it drains (a wakeup sent
-/// before its sleep only shortens that poll), so it can never free a mutex a leaving thread
-/// is about to take.
-fn exit() {
-    if GATE.inflight.fetch_sub(1, SeqCst) == 1 && GATE.dying.load(SeqCst) {
-        wakeup(Channel::of(&GATE));
-    }
-}
-
-impl Drop for GateRef {
-    fn drop(&mut self) {
-        exit();
-    }
-}
-
-/// Whether unload has committed (reads and selects then fail with `ENXIO`).
-pub fn is_dying() -> bool {
-    GATE.dying.load(SeqCst)
-}
-
 /// kmod start (LD-1..LD-4): locks, the cdevsw entry, then `/dev/tun0..15`. No ifnet yet. On
 /// any failure everything done so far is undone.
 pub fn start() -> Result<(), Errno> {
@@ -120,12 +49,10 @@ pub fn start() -> Result<(), Errno> {
         unit.state.replace_unshared(UnitState::new());
         unit.counters.reset();
     }
-    GATE.inflight.store(0, SeqCst);
-    GATE.stopping.store(false, SeqCst);
-    GATE.dying.store(false, SeqCst);
-    DEBUG_LEVEL.store(0, SeqCst);
+    gate::reset();
+    crate::debug::set_level(0);
 
-    let group = LockGroup::new(c"org.tunnelkext.tunnel")?;
+    let group = LockGroup::new(BUNDLE_ID)?;
     if let Err(e) = install_mutexes(&group) {
         uninstall_mutexes(&group);
         group.free();
@@ -133,7 +60,7 @@ pub fn start() -> Result<(), Errno> {
     }
     *LOCK_GROUP.lock() = Some(group);
 
-    let registered = crate::iface::find_tag_id(c"org.tunnelkext.tunnel")
+    let registered = iface::register_tags(BUNDLE_ID)
         .and_then(|()| register_devices(&mut GLOBAL.lock()))
         .and_then(|()| register_plumbers());
     if let Err(e) = registered {
@@ -181,11 +108,21 @@ fn install_mutexes(group: &LockGroup) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Frees every mutex. Called only once no thread can reach driver state (the gate has drained
+/// and every interface is detached), so none is in use; one that were would stay allocated
+/// (and be logged) rather than be freed under its user.
 fn uninstall_mutexes(group: &LockGroup) {
     for unit in &UNITS {
-        unit.state.uninstall(group);
+        if unit.state.uninstall(group).is_err() {
+            klog!(
+                "tun{}: unit mutex still in use at unload; not freed",
+                unit.number()
+            );
+        }
     }
-    GLOBAL.uninstall(group);
+    if GLOBAL.uninstall(group).is_err() {
+        klog!("global mutex still in use at unload; not freed");
+    }
 }
 
 fn free_locks() {
@@ -240,8 +177,7 @@ fn stay_loaded() {
     if let Err(e) = register_devices(&mut global) {
         klog!("could not restore the device nodes: errno {}", e.code());
     }
-    GATE.dying.store(false, SeqCst);
-    GATE.stopping.store(false, SeqCst);
+    gate::reopen();
 }
 
 /// kmod stop (ST-1..ST-4). Refuses, with nothing changed, while a unit is open or a thread is
@@ -250,14 +186,13 @@ fn stay_loaded() {
 pub fn stop() -> Result<(), Errno> {
     let mut global = GLOBAL.lock();
     // ST-1: close the gate, then look. An entry that raced past the gate is counted.
-    GATE.stopping.store(true, SeqCst);
-    let busy = GATE.inflight.load(SeqCst) != 0
+    let busy = gate::close_and_look()
         || UNITS.iter().any(|u| {
             let state = u.state.lock();
             state.is_claimed()
         });
     if busy {
-        GATE.stopping.store(false, SeqCst);
+        gate::reopen();
         // RD-6: sleepers re-check and, the unit still being open, go back to sleep.
         for unit in &UNITS {
             let state = unit.state.lock();
@@ -265,7 +200,7 @@ pub fn stop() -> Result<(), Errno> {
         }
         return Err(Errno::EBUSY);
     }
-    GATE.dying.store(true, SeqCst);
+    gate::commit();
 
     // ST-2: no new opens (nodes gone), then the cdevsw entry, which must succeed.
     if !unregister_devices(&mut global) {
@@ -274,9 +209,7 @@ pub fn stop() -> Result<(), Errno> {
         stay_loaded();
         return Err(Errno::EBUSY);
     }
-    while GATE.inflight.load(SeqCst) != 0 {
-        global.sleep_timeout(Channel::of(&GATE), 10);
-    }
+    gate::drain(&mut global);
     drop(global);
 
     // ST-3: detach every interface that was ever attached and wait for its callback; then
@@ -294,7 +227,9 @@ pub fn stop() -> Result<(), Errno> {
     }
     PLUMBED.iter().for_each(|&f| ifnet::unregister_plumber(f));
 
-    // ST-4: no thread can reach driver state any more.
+    // ST-4: no thread can reach driver state any more. A `detached` callback that woke us may
+    // still be leaving its unit mutex: drain the gate once more before freeing the locks.
+    gate::drain(&mut GLOBAL.lock());
     for unit in &UNITS {
         let state = unit.state.lock();
         state.sel.clear();
@@ -310,7 +245,7 @@ fn detach_interface(unit: &'static Unit) -> Result<(), Errno> {
     let (ifnet, setup, protocols) = {
         let state = unit.state.lock();
         unit.wake_all(&state);
-        (state.ifnet, state.setup, state.protocols)
+        (state.ifnet.clone(), state.setup, state.protocols)
     };
     let Some(ifnet) = ifnet else {
         return Ok(());
@@ -318,7 +253,7 @@ fn detach_interface(unit: &'static Unit) -> Result<(), Errno> {
     // An admin may have configured a closed interface; the stack calls back into the
     // interface ioctl, so no unit mutex is held here.
     if setup.attached {
-        let failures = crate::iface::remove_addresses(unit.number(), &ifnet);
+        let failures = iface::remove_addresses(unit.number(), &ifnet);
         unit.counters.add_address_removal_failures(failures);
     }
     for family in protocols.families() {
@@ -335,15 +270,15 @@ fn detach_interface(unit: &'static Unit) -> Result<(), Errno> {
             state.sleep(unit.channel(), Interruptible::No)?;
         }
     }
-    let ifnet = {
+    let allocated = {
         let mut state = unit.state.lock();
         state.queue.purge();
         state.setup = Setup::default();
         state.detached = false; // a later interface of this unit has its own callback
         state.ifnet.take()
     };
-    if let Some(ifnet) = ifnet {
-        ifnet.release();
-    }
+    // The reference ifnet_allocate gave, then (at return) the one taken above: the kernel
+    // frees the detached interface with the last.
+    drop(allocated);
     Ok(())
 }

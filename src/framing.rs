@@ -1,12 +1,12 @@
-//! How a packet is framed between the driver and the user (tun-contract.md section 3).
+//! How a packet is framed between the driver and the user (docs/tun-contract.md section 3).
 //!
 //! The queue holds bare packets with their family and destination; the prefix a reader sees is
 //! built at read time from the current mode (F-2), so a mode change with packets queued is safe.
 
-use crate::errno::Errno;
+use crate::kpi::addr::SockAddr;
+use crate::kpi::errno::Errno;
 use crate::kpi::ifnet::{AF_INET, AF_INET6};
 use crate::limits::AF_HEADER_LEN;
-use crate::queue::Destination;
 
 /// The framing mode of a unit. At most one of AF header and link layer is on (F-1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -30,7 +30,7 @@ impl Framing {
     }
 
     /// Bytes a read puts before a packet sent to `dest` (`FIONREAD` adds them too).
-    pub fn read_prefix_len(self, dest: &Destination) -> usize {
+    pub fn read_prefix_len(self, dest: &SockAddr) -> usize {
         match self {
             Framing::Raw => 0,
             Framing::AfHeader => AF_HEADER_LEN,
@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn read_prefix_is_the_header_or_the_sockaddr() {
-        let dest = Destination::new(&[
+        let dest = SockAddr::new(&[
             28, 30, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0,
             0, 0,
         ]);

@@ -1,69 +1,43 @@
-//! The interface side: what the stack calls on `tunN` (tun-contract.md sections 6 and 8), and
-//! the removal of the interface's addresses at close and unload (section 10 step 4, ST-3).
+//! The interface side: what the stack calls on `tunN` (docs/tun-contract.md sections 6 and
+//! 8), and the removal of the interface's addresses at close and unload (section 10 step 4,
+//! ST-3).
 
-use crate::driver;
-use crate::errno::Errno;
-use crate::framing;
-use crate::framing::Framing;
+use crate::counters::Count;
+use crate::framing::{self, Framing};
+use crate::gate;
 use crate::ioctl::{self, IFNAMSIZ};
 use crate::klog;
-use crate::kpi::addr::{AddressList, KernelSocket};
-use crate::kpi::entry::IfIoctlArg;
-use crate::kpi::ifnet::{flags, Ifnet, AF_INET6};
+use crate::kpi::addr::{AddressList, KernelSocket, SockAddr, SOCKADDR_MAX_LEN};
+use crate::kpi::args::IfIoctlArg;
+use crate::kpi::errno::Errno;
+use crate::kpi::ifnet::{IfFlags, Ifnet, AF_INET6, DLT_NULL};
 use crate::kpi::lock::wakeup;
-use crate::kpi::mbuf::Mbuf;
-use crate::kpi::mbuf::TagId;
-use crate::limits::{AF_HEADER_LEN, MAX_SOCKADDR_LEN, TUN_MAXMTU, TUN_MINMTU};
+use crate::kpi::log::TextBuf;
+use crate::kpi::mbuf::{Mbuf, PacketTag};
+use crate::limits::{AF_HEADER_LEN, TUN_MAXMTU, TUN_MINMTU};
 use crate::owner;
-use crate::queue::{Destination, QueuedPacket};
-use crate::unit::{Count, Unit, UnitState, UNITS};
+use crate::queue::QueuedPacket;
+use crate::unit::{Unit, UnitState};
 use core::ffi::CStr;
-use core::fmt::Write;
-use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// The interface name of `unit`, `"tunN"`, NUL-padded to `IFNAMSIZ` (`TUNGIFNAME`, ifreq).
 pub fn interface_name(unit: usize) -> [u8; IFNAMSIZ] {
     let mut name = [0u8; IFNAMSIZ];
-    let mut text = TextBuf::new(&mut name[..IFNAMSIZ - 1]);
-    // Cannot fail: "tun" and a unit below TUN_UNITS fit in 15 bytes.
-    let _ = write!(text, "tun{unit}");
+    // "tun" and a unit below TUN_UNITS fit in 15 bytes; the last byte stays NUL.
+    TextBuf::format(&mut name[..IFNAMSIZ - 1], format_args!("tun{unit}"));
     name
-}
-
-/// A `fmt::Write` into a byte buffer that stops at its end (the text is cut, never overflows).
-struct TextBuf<'a> {
-    buf: &'a mut [u8],
-    len: usize,
-}
-
-impl<'a> TextBuf<'a> {
-    fn new(buf: &'a mut [u8]) -> TextBuf<'a> {
-        TextBuf { buf, len: 0 }
-    }
-}
-
-impl Write for TextBuf<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let n = s.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
 }
 
 /// `AF_UNSPEC`: the destination family of a BPF write without a complete header (bpf.c).
 const AF_UNSPEC: u32 = 0;
 
-/// The mbuf tag id under which the framer records an output packet's destination for a reader
-/// in link-layer mode (F-5, OUT-6); 0 until load looks it up.
-static DEST_TAG: AtomicU32 = AtomicU32::new(0);
-/// The tag type of that destination.
-const DEST_TAG_KIND: u16 = 1;
+/// The mbuf tag in which the framer records an output packet's destination for a reader in
+/// link-layer mode (F-5, OUT-6).
+static DEST_TAG: PacketTag = PacketTag::new(1);
 
-/// Load: looks up the driver's mbuf tag id (`mbuf_tag_id_find` of the bundle id).
-pub fn find_tag_id(bundle_id: &CStr) -> Result<(), Errno> {
-    DEST_TAG.store(TagId::find(bundle_id)?.to_raw(), Relaxed);
-    Ok(())
+/// Load: looks up the module id of the driver's mbuf tags (`mbuf_tag_id_find` of the bundle id).
+pub fn register_tags(bundle_id: &CStr) -> Result<(), Errno> {
+    DEST_TAG.register(bundle_id)
 }
 
 /// framer (OUT-6): puts the link header in front of the packet, the 4-byte host-order family
@@ -72,8 +46,12 @@ pub fn find_tag_id(bundle_id: &CStr) -> Result<(), Errno> {
 /// version nibble decides (output applies O3 to anything else). For a reader in link-layer
 /// mode the destination travels in an mbuf tag, never in the data. On error returns what is
 /// left of the packet, for the stack to free.
-pub fn frame(ifnet: Ifnet, packet: Mbuf, dest: &[u8]) -> Result<Mbuf, (Option<Mbuf>, Errno)> {
-    let dest_family = dest.get(1).copied().map_or(0, u32::from);
+pub fn frame(
+    ifnet: &Ifnet,
+    packet: Mbuf,
+    dest: Option<SockAddr>,
+) -> Result<Mbuf, (Option<Mbuf>, Errno)> {
+    let dest_family = dest.as_ref().map_or(AF_UNSPEC, SockAddr::family);
     let family = if dest_family == AF_UNSPEC {
         packet
             .byte_at(0)
@@ -88,29 +66,28 @@ pub fn frame(ifnet: Ifnet, packet: Mbuf, dest: &[u8]) -> Result<Mbuf, (Option<Mb
         return Err((Some(packet), Errno::ENOBUFS));
     }
     head[..AF_HEADER_LEN].copy_from_slice(&family.to_ne_bytes());
-    if framing::is_supported_family(dest_family) && wants_destination(&ifnet) {
-        // Without the tag (no memory) a link-layer read shows the unspecified address.
-        let kept = dest.len().min(MAX_SOCKADDR_LEN);
-        let tag = TagId::from_raw(DEST_TAG.load(Relaxed));
-        let _ = packet.set_tag(tag, DEST_TAG_KIND, &dest[..kept]);
+    if let Some(dest) = dest.filter(|_| framing::is_supported_family(dest_family)) {
+        if wants_destination(ifnet) {
+            // Without the tag (no memory) a link-layer read shows the unspecified address.
+            let _ = packet.set_tag(&DEST_TAG, dest.as_bytes());
+        }
     }
     Ok(packet)
 }
 
 /// Whether the unit of `ifnet` reads in link-layer mode, so output must keep destinations.
 fn wants_destination(ifnet: &Ifnet) -> bool {
-    let Ok(_gate) = driver::enter() else {
+    let Ok(_gate) = gate::enter() else {
         return false;
     };
-    let unit = ifnet.softc().checked_sub(1).and_then(|n| UNITS.get(n));
-    unit.is_some_and(|u| u.state.lock().framing == Framing::LinkLayer)
+    Unit::of_interface(ifnet).is_some_and(|u| u.state.lock().framing == Framing::LinkLayer)
 }
 
 /// Takes the link header off an output packet: the family word the framer wrote (or a BPF
 /// writer's complete `DLT_NULL` header), else, for a bare packet that skipped the framer
 /// (`dlil_output` raw output), the IP version nibble. `EAFNOSUPPORT` (O3) for anything else.
 /// The destination comes from the framer's tag, or is unspecified.
-fn unframe(packet: &mut Mbuf) -> Result<(u32, Destination), Errno> {
+fn unframe(packet: &mut Mbuf) -> Result<(u32, SockAddr), Errno> {
     let mut word = [0u8; AF_HEADER_LEN];
     let header = packet
         .copy_data(0, &mut word)
@@ -127,34 +104,34 @@ fn unframe(packet: &mut Mbuf) -> Result<(u32, Destination), Errno> {
             .ok_or(Errno::EAFNOSUPPORT)
             .and_then(framing::family_from_version)?,
     };
-    let mut sockaddr = [0u8; MAX_SOCKADDR_LEN];
-    let tag = TagId::from_raw(DEST_TAG.load(Relaxed));
-    let dest = match packet.tag(tag, DEST_TAG_KIND, &mut sockaddr) {
-        Some(n) if n >= 2 => Destination::new(&sockaddr[..n]),
-        _ => Destination::unspecified(family),
+    let mut sockaddr = [0u8; SOCKADDR_MAX_LEN];
+    let dest = match packet.tag(&DEST_TAG, &mut sockaddr) {
+        Some(n) if n >= 2 => SockAddr::new(&sockaddr[..n]),
+        _ => SockAddr::unspecified(family),
     };
     Ok((family, dest))
 }
 
 /// output: a packet from the stack for the reader of `/dev/tunN` (O1..O5, OUT-1..OUT-5).
 /// Never sleeps; every path queues the packet or frees it exactly once.
-pub fn output(unit: usize, ifnet: Ifnet, mut packet: Mbuf) -> Result<(), Errno> {
-    let Ok(_gate) = driver::enter() else {
-        Count::OutputError.to_ifnet(&ifnet); // unloading: the unit state is going away
+pub fn output(ifnet: &Ifnet, mut packet: Mbuf) -> Result<(), Errno> {
+    let Ok(_gate) = gate::enter() else {
+        Count::OutputError.to_ifnet(ifnet); // unloading: the unit state is going away
         return Err(Errno::EHOSTDOWN);
     };
-    let unit = UNITS.get(unit).ok_or(Errno::ENXIO)?;
+    let unit = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?;
     let tag = unframe(&mut packet);
     let mut state = unit.state.lock();
     let result =
-        tag.and_then(|(family, dest)| enqueue(unit, &mut state, &ifnet, packet, family, dest));
+        tag.and_then(|(family, dest)| enqueue(unit, &mut state, ifnet, packet, family, dest));
     let count = match result {
         Ok(bytes) => Count::Output { bytes },    // O5
         Err(Errno::ENOBUFS) => Count::QueueDrop, // O4
         Err(_) => Count::OutputError,            // O1..O3
     };
-    unit.count(&ifnet, count); // before the mutex is dropped: a reader never sees an uncounted packet
-                               // OUT-2, IO-6: SIGIO once the packet is queued, sent after the mutex is dropped.
+    // Before the mutex is dropped: a reader never sees an uncounted packet.
+    unit.count(ifnet, count);
+    // OUT-2, IO-6: SIGIO once the packet is queued, sent after the mutex is dropped.
     let sigio = match result {
         Ok(_) if state.async_io => state.owner.target(),
         _ => None,
@@ -173,7 +150,7 @@ fn enqueue(
     ifnet: &Ifnet,
     packet: Mbuf,
     family: u32,
-    dest: Destination,
+    dest: SockAddr,
 ) -> Result<u32, Errno> {
     if !state.open || !ifnet.is_up() {
         return Err(Errno::EHOSTDOWN); // O1, O2
@@ -182,7 +159,7 @@ fn enqueue(
         return Err(Errno::EAFNOSUPPORT); // O3
     }
     let bytes = packet.len() as u32;
-    ifnet.tap_out(&packet, family); // OUT-1: before the queue limit
+    ifnet.tap_out(&packet, DLT_NULL, &family.to_ne_bytes()); // OUT-1: before the queue limit
     state
         .queue
         .push(QueuedPacket {
@@ -216,17 +193,19 @@ pub fn check_protocol(family: u32) -> Result<(), Errno> {
 
 /// ioctl on the interface (section 8). Address arguments are `struct ifaddr *` and are never
 /// read; `IFF_UP` is read live, no shadow copy is kept; a NULL argument is tolerated.
-pub fn ioctl(unit: usize, ifnet: Ifnet, cmd: u32, arg: &mut IfIoctlArg) -> Result<(), Errno> {
+pub fn ioctl(ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
+    let cmd = arg.cmd();
     if cmd == ioctl::SIOCDIFADDR {
         // The stack removes the address; nothing to do. Answered without the gate: unload
         // removes the last addresses (ST-3) after the gate has closed, and XNU aborts the
         // removal if the driver refuses.
         return Ok(());
     }
-    let _gate = driver::enter()?;
+    let _gate = gate::enter()?;
     match cmd {
         ioctl::SIOCSIFADDR | ioctl::SIOCAIFADDR | ioctl::SIOCSIFDSTADDR => {
-            ifnet.set_flags(flags::UP | flags::RUNNING, flags::UP | flags::RUNNING);
+            let up = IfFlags::UP | IfFlags::RUNNING;
+            ifnet.set_flags(up, up);
             Ok(())
         }
         // SIOCSIFFLAGS: the stack has applied the flags already; any combination is fine.
@@ -241,7 +220,7 @@ pub fn ioctl(unit: usize, ifnet: Ifnet, cmd: u32, arg: &mut IfIoctlArg) -> Resul
         }
         ioctl::SIOCGIFSTATUS => {
             let pid = {
-                let unit = UNITS.get(unit).ok_or(Errno::ENXIO)?;
+                let unit = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?;
                 let state = unit.state.lock();
                 state.open.then_some(state.pid)
             };
@@ -261,13 +240,11 @@ pub fn append_status(ascii: &mut [u8], pid: Option<i32>) {
         return;
     };
     let end = ascii[..last].iter().position(|&b| b == 0).unwrap_or(last);
-    let mut text = TextBuf::new(&mut ascii[end..last]);
-    // TextBuf never fails; it cuts at the end of the buffer.
-    let _ = match pid {
-        Some(pid) => writeln!(text, "\topen (pid {pid})"),
-        None => writeln!(text, "\tclosed"),
+    // TextBuf cuts at the end of the buffer, which stops before the last byte.
+    let written = match pid {
+        Some(pid) => TextBuf::format(&mut ascii[end..last], format_args!("\topen (pid {pid})\n")),
+        None => TextBuf::format(&mut ascii[end..last], format_args!("\tclosed\n")),
     };
-    let written = text.len;
     ascii[end + written] = 0;
 }
 
@@ -318,8 +295,8 @@ pub fn remove_addresses(unit: usize, ifnet: &Ifnet) -> u64 {
 /// The unit whose interface is `ifnet`, if it is one of this driver's: the plumbers are global
 /// for `IFNET_FAMILY_TUN`, so the stack may offer another driver's interface.
 fn unit_of_interface(ifnet: &Ifnet) -> Option<&'static Unit> {
-    let unit = UNITS.get(ifnet.softc().checked_sub(1)?)?;
-    let ours = unit.state.lock().ifnet == Some(*ifnet);
+    let unit = Unit::of_interface(ifnet)?;
+    let ours = unit.state.lock().ifnet.as_ref() == Some(ifnet);
     ours.then_some(unit)
 }
 
@@ -327,21 +304,21 @@ fn unit_of_interface(ifnet: &Ifnet) -> Option<&'static Unit> {
 /// attached (XNU's IPv6 path treats that as success), `ENXIO` for an interface that is not one
 /// of this driver's, `EAFNOSUPPORT` for a family other than IPv4 and IPv6. Runs without the
 /// unit mutex: attaching calls back into the interface ioctl (U-8a).
-pub fn plumb(ifnet: Ifnet, family: u32) -> Result<(), Errno> {
-    let _gate = driver::enter()?;
+pub fn plumb(ifnet: &Ifnet, family: u32) -> Result<(), Errno> {
+    let _gate = gate::enter()?;
     check_protocol(family)?;
-    let unit = unit_of_interface(&ifnet).ok_or(Errno::ENXIO)?;
+    let unit = unit_of_interface(ifnet).ok_or(Errno::ENXIO)?;
     ifnet.attach_protocol(family)?;
     unit.state.lock().protocols.set(family, true);
     Ok(())
 }
 
 /// Plumber detach: detaches `family` from this one interface, if it is attached.
-pub fn unplumb(ifnet: Ifnet, family: u32) {
-    let Ok(_gate) = driver::enter() else {
+pub fn unplumb(ifnet: &Ifnet, family: u32) {
+    let Ok(_gate) = gate::enter() else {
         return; // unloading: unload detaches the protocols itself (ST-3)
     };
-    let Some(unit) = unit_of_interface(&ifnet) else {
+    let Some(unit) = unit_of_interface(ifnet) else {
         return;
     };
     // ENXIO: it was not attached (any more); either way it is not now.
@@ -350,10 +327,11 @@ pub fn unplumb(ifnet: Ifnet, family: u32) {
     }
 }
 
-/// detached: the interface is gone from the stack; unload may go on (ST-3). Not gated: unload
-/// itself waits for this callback.
-pub fn detached(unit: usize) {
-    if let Some(unit) = UNITS.get(unit) {
+/// detached: the interface is gone from the stack; unload may go on (ST-3). Counted by the
+/// gate but never refused: unload itself waits for this callback.
+pub fn detached(ifnet: &Ifnet) {
+    let _gate = gate::enter_unchecked();
+    if let Some(unit) = Unit::of_interface(ifnet) {
         let mut state = unit.state.lock();
         state.detached = true;
         wakeup(unit.channel());

@@ -1,24 +1,12 @@
-//! Ioctl numbers, each defined once, with the BSD encoding checked at compile time
-//! (tun-contract.md sections 7 and 8).
+//! The ioctls `/dev/tunN` answers (docs/tun-contract.md section 7), each defined once with the
+//! BSD encoding checked at compile time. The encoding and the interface ioctls of section 8
+//! are the kernel's: they live in [`crate::kpi::ioccom`] and are re-exported here.
 
-/// `IOC_VOID`: no argument.
-pub const IOC_VOID: u32 = 0x2000_0000;
-/// `IOC_OUT`: the kernel copies the argument out.
-pub const IOC_OUT: u32 = 0x4000_0000;
-/// `IOC_IN`: the kernel copies the argument in.
-pub const IOC_IN: u32 = 0x8000_0000;
-/// `IOC_INOUT`.
-pub const IOC_INOUT: u32 = IOC_IN | IOC_OUT;
-
-/// The BSD encoding: direction, 13-bit argument size, group, number.
-pub const fn ioc(dir: u32, group: u8, num: u8, len: usize) -> u32 {
-    dir | ((len as u32 & 0x1fff) << 16) | ((group as u32) << 8) | num as u32
-}
-
-/// The argument size encoded in a command.
-pub const fn arg_len(cmd: u32) -> usize {
-    ((cmd >> 16) & 0x1fff) as usize
-}
+pub use crate::kpi::ioccom::{
+    arg_len, ioc, IFNAMSIZ, IFREQ_LEN, IFSTATMAX, IOC_IN, IOC_INOUT, IOC_OUT, IOC_VOID,
+    SIOCADDMULTI, SIOCAIFADDR, SIOCDELMULTI, SIOCDIFADDR, SIOCDIFADDR_IN6, SIOCGIFSTATUS,
+    SIOCSIFADDR, SIOCSIFDSTADDR, SIOCSIFFLAGS, SIOCSIFMTU,
+};
 
 const INT: usize = core::mem::size_of::<i32>();
 
@@ -59,38 +47,8 @@ pub const TIOCGPGRP: u32 = ioc(IOC_OUT, b't', 119, INT);
 
 /// `struct tuninfo`: `int baudrate`, `u16 mtu`, `u8 type`, `u8` pad (TUNSIFINFO/TUNGIFINFO).
 pub const TUNINFO_LEN: usize = 8;
-/// `IFSTATMAX`: the most text `SIOCGIFSTATUS` may hold, without its NUL (net/if.h).
-pub const IFSTATMAX: usize = 800;
-/// `IFNAMSIZ`: the name at the start of `struct ifreq` and `struct ifstat`.
-pub const IFNAMSIZ: usize = 16;
 
-/// Interface ioctls (net/if.h, sys/sockio.h), argument sizes for `struct ifreq` (32),
-/// `struct ifaliasreq` (64) and `struct ifstat` (16 + 800 + 1).
-pub const SIOCSIFADDR: u32 = ioc(IOC_IN, b'i', 12, 32);
-/// Sets the point-to-point destination.
-pub const SIOCSIFDSTADDR: u32 = ioc(IOC_IN, b'i', 14, 32);
-/// Sets interface flags.
-pub const SIOCSIFFLAGS: u32 = ioc(IOC_IN, b'i', 16, 32);
-/// Deletes an address.
-pub const SIOCDIFADDR: u32 = ioc(IOC_IN, b'i', 25, 32);
-/// Adds an address (`ifaliasreq`).
-pub const SIOCAIFADDR: u32 = ioc(IOC_IN, b'i', 26, 64);
-/// Joins a multicast group.
-pub const SIOCADDMULTI: u32 = ioc(IOC_IN, b'i', 49, 32);
-/// Leaves a multicast group.
-pub const SIOCDELMULTI: u32 = ioc(IOC_IN, b'i', 50, 32);
-/// Sets the MTU.
-pub const SIOCSIFMTU: u32 = ioc(IOC_IN, b'i', 52, 32);
-/// Appends the driver's status text to a `struct ifstat`.
-pub const SIOCGIFSTATUS: u32 = ioc(IOC_INOUT, b'i', 61, IFNAMSIZ + IFSTATMAX + 1);
-/// Removes an IPv6 address (`struct in6_ifreq`, 288 bytes on Darwin: its union holds
-/// `struct icmp6_ifstat`). The driver issues it on an in-kernel socket at close.
-pub const SIOCDIFADDR_IN6: u32 = ioc(IOC_IN, b'i', 25, 288);
-
-/// `struct ifreq`: a name, then a 16-byte union.
-pub const IFREQ_LEN: usize = 32;
-
-// The values in tun-contract.md, recomputed from the encoding above.
+// The values in docs/tun-contract.md, recomputed from the encoding above.
 static_assertions::const_assert_eq!(TUNSDEBUG, 0x8004_745a);
 static_assertions::const_assert_eq!(TUNGDEBUG, 0x4004_7459);
 static_assertions::const_assert_eq!(TUNSIFINFO, 0x8008_745b);
@@ -108,16 +66,6 @@ static_assertions::const_assert_eq!(TIOCSPGRP, 0x8004_7476);
 static_assertions::const_assert_eq!(TIOCGPGRP, 0x4004_7477);
 static_assertions::const_assert_eq!(FIOSETOWN, 0x8004_667c);
 static_assertions::const_assert_eq!(FIOGETOWN, 0x4004_667b);
-static_assertions::const_assert_eq!(SIOCSIFADDR, 0x8020_690c);
-static_assertions::const_assert_eq!(SIOCAIFADDR, 0x8040_691a);
-static_assertions::const_assert_eq!(SIOCSIFDSTADDR, 0x8020_690e);
-static_assertions::const_assert_eq!(SIOCDIFADDR, 0x8020_6919);
-static_assertions::const_assert_eq!(SIOCSIFFLAGS, 0x8020_6910);
-static_assertions::const_assert_eq!(SIOCSIFMTU, 0x8020_6934);
-static_assertions::const_assert_eq!(SIOCADDMULTI, 0x8020_6931);
-static_assertions::const_assert_eq!(SIOCDELMULTI, 0x8020_6932);
-static_assertions::const_assert_eq!(SIOCGIFSTATUS, 0xc331_693d);
-static_assertions::const_assert_eq!(SIOCDIFADDR_IN6, 0x8120_6919);
 
 /// Reads the `int` argument of an `IOC_IN` command.
 pub fn int_arg(arg: &[u8]) -> Option<i32> {

@@ -1,12 +1,17 @@
 //! tunnel: the `no_std` core of tunnel.kext, BSD tun(4) character devices (`/dev/tunN`) and
 //! point-to-point interfaces (`tunN`) for macOS.
 //!
-//! The core talks to the kernel only through [`kpi`], the one module where `unsafe_code` is allowed.
-//! Everything above it is plain Rust on plain data: per-unit state ([`unit`]), the packet queue
-//! ([`queue`]), framing ([`framing`]), the character-device entry points ([`cdev`]), the
-//! interface callbacks ([`iface`]) and load/unload ([`driver`]). The core never blocks on its
-//! own: the one place a reader sleeps is the blocking dequeue in [`unit`], through the kernel
-//! mutex that guards the unit.
+//! Three floors, each using only the ones below it (docs/style.md; checked by
+//! tests/suites/floors.sh):
+//! - [`entry`]: the `extern "C"` functions the shim's tables point at;
+//! - the core: load/unload ([`driver`]), the unload [`gate`], per-unit state ([`unit`],
+//!   [`counters`]), the packet queue ([`queue`]), framing ([`framing`]), the character-device
+//!   side ([`cdev`], [`dev_ioctl`]) and the interface side ([`iface`]), with no cycles;
+//! - [`kpi`]: safe wrappers over the XNU KPI, the one module where `unsafe` blocks are
+//!   allowed, which knows nothing of tun.
+//!
+//! The core never blocks on its own: the one place a reader sleeps is the blocking dequeue in
+//! [`unit`], through the kernel mutex that guards the unit.
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,10 +20,13 @@
 extern crate std;
 
 pub mod cdev;
+pub mod counters;
+pub mod debug;
 pub mod dev_ioctl;
 pub mod driver;
-pub mod errno;
+pub mod entry;
 pub mod framing;
+pub mod gate;
 pub mod iface;
 pub mod ioctl;
 pub mod kpi;

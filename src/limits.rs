@@ -1,4 +1,4 @@
-//! The driver's numbers, each defined once (tun-contract.md section 0).
+//! The driver's numbers, each defined once (docs/tun-contract.md section 0).
 
 /// Units `0..TUN_UNITS`: `/dev/tun0` … `/dev/tun15`.
 pub const TUN_UNITS: usize = 16;
@@ -14,5 +14,3 @@ pub const TUN_MINMTU: u32 = 72;
 pub const TUN_MAXMTU: u32 = 65535;
 /// Size of the address-family header in AF-header mode and of the BPF `DLT_NULL` header.
 pub const AF_HEADER_LEN: usize = 4;
-/// Largest destination sockaddr the stack hands to output (`sockaddr_in6`).
-pub const MAX_SOCKADDR_LEN: usize = 28;

@@ -1,12 +1,12 @@
 //! The owner of a unit, who gets `SIGIO` when a packet is queued and async I/O is on
-//! (tun-contract.md section 7, IO-1..IO-6).
+//! (docs/tun-contract.md section 7, IO-1..IO-6).
 //!
 //! XNU rewrites `FIOSETOWN`/`F_SETOWN` into `TIOCSPGRP` with a process-group id before a device
 //! sees them. The public KPI can signal one process (`proc_signal`) but not a group, so a group
 //! owner is accepted only when the caller belongs to it, and the caller becomes the signal
 //! target (IO-2). A process owner is its own target.
 
-use crate::errno::Errno;
+use crate::kpi::errno::Errno;
 use crate::kpi::proc;
 
 /// Who owns the unit. Guarded by the unit mutex, as part of the unit state.

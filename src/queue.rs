@@ -3,45 +3,9 @@
 //! A fixed ring of `TUN_QLEN` slots: O(1) push and pop, no allocation per packet, FIFO order
 //! (OUT-3), and the limit counts packets, not bytes.
 
-use crate::kpi::ifnet::AF_INET6;
+use crate::kpi::addr::SockAddr;
 use crate::kpi::mbuf::Mbuf;
-use crate::limits::{MAX_SOCKADDR_LEN, TUN_QLEN};
-
-/// The destination sockaddr the stack gave to output, kept for link-layer mode reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Destination {
-    bytes: [u8; MAX_SOCKADDR_LEN],
-    len: u8,
-}
-
-impl Destination {
-    /// Keeps at most `MAX_SOCKADDR_LEN` bytes of `sockaddr`.
-    pub fn new(sockaddr: &[u8]) -> Destination {
-        let len = sockaddr.len().min(MAX_SOCKADDR_LEN);
-        let mut bytes = [0; MAX_SOCKADDR_LEN];
-        bytes[..len].copy_from_slice(&sockaddr[..len]);
-        Destination {
-            bytes,
-            len: len as u8,
-        }
-    }
-
-    /// The unspecified address of `family` (`sockaddr_in` or `sockaddr_in6` of zeros), for a
-    /// packet whose destination was not recorded (queued before link-layer mode was on, or sent
-    /// without the framer).
-    pub fn unspecified(family: u32) -> Destination {
-        let len: u8 = if family == AF_INET6 { 28 } else { 16 };
-        let mut bytes = [0; MAX_SOCKADDR_LEN];
-        bytes[0] = len;
-        bytes[1] = family as u8;
-        Destination { bytes, len }
-    }
-
-    /// The sockaddr bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-}
+use crate::limits::TUN_QLEN;
 
 /// A packet waiting to be read, with what the framing needs to build its prefix.
 pub struct QueuedPacket {
@@ -50,7 +14,7 @@ pub struct QueuedPacket {
     /// `AF_INET` or `AF_INET6`.
     pub family: u32,
     /// Where the stack sent it.
-    pub dest: Destination,
+    pub dest: SockAddr,
 }
 
 /// A bounded FIFO of packets.
@@ -126,17 +90,5 @@ impl PacketQueue {
 impl Default for PacketQueue {
     fn default() -> Self {
         PacketQueue::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Destination;
-
-    #[test]
-    fn destination_keeps_at_most_a_sockaddr_in6() {
-        let long = [7u8; 40];
-        assert_eq!(Destination::new(&long).as_bytes().len(), 28);
-        assert_eq!(Destination::new(&[16, 2, 0, 0]).as_bytes(), &[16, 2, 0, 0]);
     }
 }

@@ -9,18 +9,18 @@
 //! is held across a call that can re-enter the driver (`ifnet_input`, `ifnet_attach`,
 //! protocol attach, `ifnet_detach`, and `sock_ioctl` removing an address of the unit's own
 //! interface at close and unload). The driver-wide debug level is an atomic in
-//! [`crate::driver`], outside any unit.
+//! [`crate::debug`], outside any unit.
 
-use crate::driver;
-use crate::errno::Errno;
+use crate::counters::{Count, CounterCells, UnitCounters};
 use crate::framing::Framing;
+use crate::gate;
+use crate::kpi::errno::Errno;
 use crate::kpi::ifnet::{Ifnet, AF_INET, AF_INET6};
 use crate::kpi::lock::{wakeup, Channel, Interruptible, KGuard, KMutex};
 use crate::kpi::select::SelInfo;
 use crate::limits::TUN_UNITS;
 use crate::owner::Owner;
 use crate::queue::{PacketQueue, QueuedPacket};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// How far the unit's interface has been built by opens (contract U-4, U-5).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,178 +63,6 @@ impl Protocols {
         [(self.inet, AF_INET), (self.inet6, AF_INET6)]
             .into_iter()
             .filter_map(|(on, family)| on.then_some(family))
-    }
-}
-
-/// The per-unit counters of tun-contract.md section 12. The first seven mirror the interface
-/// statistics (`netstat -I tunN`); the last three exist only here and in the debug dump.
-/// They start at 0 at load, survive close and go away at unload.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct UnitCounters {
-    /// Packets written and handed to the stack (W9).
-    pub ipackets: u64,
-    /// Their bytes, without the AF header.
-    pub ibytes: u64,
-    /// Writes refused (W2..W6).
-    pub ierrors: u64,
-    /// Packets the stack queued for the reader (O5).
-    pub opackets: u64,
-    /// Their bytes.
-    pub obytes: u64,
-    /// Output refused (O1..O4).
-    pub oerrors: u64,
-    /// Writes dropped without an error (W7, W8): the interface's `iqdrops`.
-    pub iqdrops: u64,
-    /// Output packets refused because the queue was full (O4).
-    pub queue_drops: u64,
-    /// Reads whose buffer was shorter than the framed packet (RD-2).
-    pub truncated_reads: u64,
-    /// Addresses close or unload could not remove (section 10 step 4).
-    pub address_removal_failures: u64,
-}
-
-/// One event the counters record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Count {
-    /// W9: a packet of `bytes` handed to the stack. The interface statistics get it through
-    /// `ifnet_input`'s stats argument (WR-1), not through [`Count::to_ifnet`].
-    Input {
-        /// Packet length without the AF header.
-        bytes: u32,
-    },
-    /// W2..W6.
-    InputError,
-    /// W7, W8.
-    InputDrop,
-    /// O5: a packet of `bytes` queued.
-    Output {
-        /// Packet length.
-        bytes: u32,
-    },
-    /// O1..O3.
-    OutputError,
-    /// O4: an output error that is also a queue drop.
-    QueueDrop,
-    /// RD-2.
-    TruncatedRead,
-    /// Section 10 step 4, ST-3.
-    AddressRemovalFailure,
-}
-
-/// The counters of one unit, as atomics (relaxed: each is an independent statistic).
-pub struct CounterCells {
-    ipackets: AtomicU64,
-    ibytes: AtomicU64,
-    ierrors: AtomicU64,
-    opackets: AtomicU64,
-    obytes: AtomicU64,
-    oerrors: AtomicU64,
-    iqdrops: AtomicU64,
-    queue_drops: AtomicU64,
-    truncated_reads: AtomicU64,
-    address_removal_failures: AtomicU64,
-}
-
-impl CounterCells {
-    /// All zero.
-    pub const fn new() -> CounterCells {
-        CounterCells {
-            ipackets: AtomicU64::new(0),
-            ibytes: AtomicU64::new(0),
-            ierrors: AtomicU64::new(0),
-            opackets: AtomicU64::new(0),
-            obytes: AtomicU64::new(0),
-            oerrors: AtomicU64::new(0),
-            iqdrops: AtomicU64::new(0),
-            queue_drops: AtomicU64::new(0),
-            truncated_reads: AtomicU64::new(0),
-            address_removal_failures: AtomicU64::new(0),
-        }
-    }
-
-    fn bump(cell: &AtomicU64, by: u64) {
-        cell.fetch_add(by, Relaxed);
-    }
-
-    /// Records one event.
-    pub fn add(&self, count: Count) {
-        match count {
-            Count::Input { bytes } => {
-                Self::bump(&self.ipackets, 1);
-                Self::bump(&self.ibytes, u64::from(bytes));
-            }
-            Count::InputError => Self::bump(&self.ierrors, 1),
-            Count::InputDrop => Self::bump(&self.iqdrops, 1),
-            Count::Output { bytes } => {
-                Self::bump(&self.opackets, 1);
-                Self::bump(&self.obytes, u64::from(bytes));
-            }
-            Count::OutputError => Self::bump(&self.oerrors, 1),
-            Count::QueueDrop => {
-                Self::bump(&self.oerrors, 1);
-                Self::bump(&self.queue_drops, 1);
-            }
-            Count::TruncatedRead => Self::bump(&self.truncated_reads, 1),
-            Count::AddressRemovalFailure => Self::bump(&self.address_removal_failures, 1),
-        }
-    }
-
-    /// Records `n` addresses close or unload could not remove.
-    pub fn add_address_removal_failures(&self, n: u64) {
-        Self::bump(&self.address_removal_failures, n);
-    }
-
-    /// The values now.
-    pub fn snapshot(&self) -> UnitCounters {
-        UnitCounters {
-            ipackets: self.ipackets.load(Relaxed),
-            ibytes: self.ibytes.load(Relaxed),
-            ierrors: self.ierrors.load(Relaxed),
-            opackets: self.opackets.load(Relaxed),
-            obytes: self.obytes.load(Relaxed),
-            oerrors: self.oerrors.load(Relaxed),
-            iqdrops: self.iqdrops.load(Relaxed),
-            queue_drops: self.queue_drops.load(Relaxed),
-            truncated_reads: self.truncated_reads.load(Relaxed),
-            address_removal_failures: self.address_removal_failures.load(Relaxed),
-        }
-    }
-
-    /// Back to zero (load: counters start at 0 with the interface).
-    pub fn reset(&self) {
-        for cell in [
-            &self.ipackets,
-            &self.ibytes,
-            &self.ierrors,
-            &self.opackets,
-            &self.obytes,
-            &self.oerrors,
-            &self.iqdrops,
-            &self.queue_drops,
-            &self.truncated_reads,
-            &self.address_removal_failures,
-        ] {
-            cell.store(0, Relaxed);
-        }
-    }
-}
-
-impl Default for CounterCells {
-    fn default() -> Self {
-        CounterCells::new()
-    }
-}
-
-impl Count {
-    /// Records the event in the interface statistics, where it appears there.
-    pub fn to_ifnet(self, ifnet: &Ifnet) {
-        match self {
-            Count::InputError => ifnet.count_in(0, 0, 1),
-            Count::InputDrop => ifnet.count_drop(),
-            Count::Output { bytes } => ifnet.count_out(1, bytes, 0),
-            Count::OutputError | Count::QueueDrop => ifnet.count_out(0, 0, 1),
-            Count::Input { .. } | Count::TruncatedRead | Count::AddressRemovalFailure => {}
-        }
     }
 }
 
@@ -298,7 +126,7 @@ impl UnitState {
         }
     }
 
-    /// Restores what a new opener must see (close, tun-contract.md section 10 step 5): raw
+    /// Restores what a new opener must see (close, docs/tun-contract.md section 10 step 5): raw
     /// framing, blocking, async off, no owner, no pid. The interface side is reset by close.
     pub fn reset_modes(&mut self) {
         self.pid = 0;
@@ -349,6 +177,17 @@ impl Unit {
         UNITS.get(minor as usize).ok_or(Errno::ENXIO)
     }
 
+    /// The unit an interface was allocated for: its softc is the unit number plus one. Says
+    /// nothing about whether the interface is still the unit's (see `iface`).
+    pub fn of_interface(ifnet: &Ifnet) -> Option<&'static Unit> {
+        UNITS.get(ifnet.softc().checked_sub(1)?)
+    }
+
+    /// The softc an interface of this unit is allocated with.
+    pub fn softc(&'static self) -> usize {
+        self.number() + 1
+    }
+
     /// The unit's number.
     pub fn number(&'static self) -> usize {
         UNITS
@@ -380,7 +219,7 @@ impl Unit {
             if let Some(item) = state.queue.pop() {
                 return Ok(item);
             }
-            if !state.open || driver::is_dying() {
+            if !state.open || gate::is_dying() {
                 return Err(Errno::ENXIO);
             }
             if nonblocking || state.nonblocking {
@@ -392,7 +231,7 @@ impl Unit {
 
     /// Whether a read would not block: a packet is queued, or the unit is going away (SEL-1).
     pub fn readable(state: &UnitState) -> bool {
-        !state.queue.is_empty() || !state.open || driver::is_dying()
+        !state.queue.is_empty() || !state.open || gate::is_dying()
     }
 }
 

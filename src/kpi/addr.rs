@@ -2,44 +2,72 @@
 //! `ifaddr_address`) and their removal through in-kernel sockets (xnu bsd/sys/kpi_socket.h),
 //! the way `ifconfig tunN ADDR -alias` removes one (contract section 10 step 4, ST-3).
 
+use super::errno::{check, Errno};
 use super::ifnet::{Ifnet, AF_INET, AF_INET6};
+use super::ioccom::{self, IFNAMSIZ, IFREQ_LEN, IN6_IFREQ_LEN};
 use super::sys;
-use crate::errno::{check, Errno};
-use crate::ioctl::{self, IFNAMSIZ};
-use crate::limits::MAX_SOCKADDR_LEN;
 use core::ffi::c_void;
 use core::ptr::NonNull;
 
+/// The largest sockaddr the driver keeps: a `sockaddr_in6` (bsd/netinet6/in6.h).
+pub const SOCKADDR_MAX_LEN: usize = 28;
+/// `sizeof(struct sockaddr_in)`.
+const SOCKADDR_IN_LEN: u8 = 16;
 /// `sizeof(struct sockaddr_storage)`: room for any address `ifaddr_address` returns.
 const SOCKADDR_STORAGE_LEN: usize = 128;
-/// `struct ifreq` (32 bytes): name, then a `sockaddr_in` at `IFREQ_ADDR`.
-const IFREQ_LEN: usize = ioctl::arg_len(ioctl::SIOCDIFADDR);
-/// `struct in6_ifreq` (288 bytes on Darwin): name, then a `sockaddr_in6` at `IFREQ_ADDR`.
-const IN6_IFREQ_LEN: usize = ioctl::arg_len(ioctl::SIOCDIFADDR_IN6);
-/// Offset of the address in both request structures.
-const IFREQ_ADDR: core::ops::Range<usize> = IFNAMSIZ..IFNAMSIZ + MAX_SOCKADDR_LEN;
+/// Offset of the address in `struct ifreq` and `struct in6_ifreq`: right after the name.
+const IFREQ_ADDR: usize = IFNAMSIZ;
 
-static_assertions::const_assert_eq!(IFREQ_LEN, ioctl::IFREQ_LEN);
-static_assertions::const_assert_eq!(IFNAMSIZ, sys::IFNAMSIZ as usize);
-static_assertions::const_assert_eq!(IN6_IFREQ_LEN, 288);
+static_assertions::const_assert_eq!(IFREQ_LEN, ioccom::arg_len(ioccom::SIOCDIFADDR));
+static_assertions::const_assert_eq!(IN6_IFREQ_LEN, ioccom::arg_len(ioccom::SIOCDIFADDR_IN6));
 
-/// One address of an interface, as a sockaddr (`sa_len`, `sa_family`, …) of at most
-/// `MAX_SOCKADDR_LEN` bytes (a `sockaddr_in6`).
+/// A socket address (`sa_len`, `sa_family`, then the address) of at most `SOCKADDR_MAX_LEN`
+/// bytes, copied out of the kernel: an interface address, or where the stack sent a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SockAddr {
-    bytes: [u8; MAX_SOCKADDR_LEN],
+    bytes: [u8; SOCKADDR_MAX_LEN],
+    len: u8,
 }
 
 impl SockAddr {
-    /// The address family (`sa_family`).
-    pub fn family(&self) -> u32 {
-        u32::from(self.bytes[1])
+    /// Keeps at most `SOCKADDR_MAX_LEN` bytes of `sockaddr`, whose `sa_len` is not trusted:
+    /// the length kept is the length given.
+    pub fn new(sockaddr: &[u8]) -> SockAddr {
+        let len = sockaddr.len().min(SOCKADDR_MAX_LEN);
+        let mut bytes = [0; SOCKADDR_MAX_LEN];
+        bytes[..len].copy_from_slice(&sockaddr[..len]);
+        SockAddr {
+            bytes,
+            len: len as u8,
+        }
     }
 
-    /// The sockaddr bytes (`sa_len` of them, at most `MAX_SOCKADDR_LEN`).
+    /// The unspecified address of `family`: a `sockaddr_in6` of zeros for `AF_INET6`, else a
+    /// `sockaddr_in` of zeros.
+    pub fn unspecified(family: u32) -> SockAddr {
+        let len = if family == AF_INET6 {
+            SOCKADDR_MAX_LEN as u8
+        } else {
+            SOCKADDR_IN_LEN
+        };
+        let mut bytes = [0; SOCKADDR_MAX_LEN];
+        bytes[0] = len;
+        bytes[1] = family as u8;
+        SockAddr { bytes, len }
+    }
+
+    /// The address family (`sa_family`); 0 (`AF_UNSPEC`) for a sockaddr too short to have one.
+    pub fn family(&self) -> u32 {
+        if self.len >= 2 {
+            u32::from(self.bytes[1])
+        } else {
+            0
+        }
+    }
+
+    /// The sockaddr bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        let len = usize::from(self.bytes[0]).min(MAX_SOCKADDR_LEN);
-        &self.bytes[..len]
+        &self.bytes[..usize::from(self.len)]
     }
 }
 
@@ -86,9 +114,8 @@ impl AddressList {
             if rc != 0 || !(family == AF_INET || family == AF_INET6) {
                 continue;
             }
-            let mut bytes = [0u8; MAX_SOCKADDR_LEN];
-            bytes.copy_from_slice(&storage[..MAX_SOCKADDR_LEN]);
-            f(SockAddr { bytes });
+            let len = usize::from(storage[0]).clamp(2, SOCKADDR_MAX_LEN);
+            f(SockAddr::new(&storage[..len]));
         }
     }
 }
@@ -132,14 +159,14 @@ impl KernelSocket {
     pub fn remove_address(&self, name: &[u8; IFNAMSIZ], addr: &SockAddr) -> Result<(), Errno> {
         let mut req = [0u8; IN6_IFREQ_LEN];
         let (cmd, len) = if self.family == AF_INET6 {
-            (ioctl::SIOCDIFADDR_IN6, IN6_IFREQ_LEN)
+            (ioccom::SIOCDIFADDR_IN6, IN6_IFREQ_LEN)
         } else {
-            (ioctl::SIOCDIFADDR, IFREQ_LEN)
+            (ioccom::SIOCDIFADDR, IFREQ_LEN)
         };
         req[..IFNAMSIZ].copy_from_slice(name);
         let sa = addr.as_bytes();
-        let room = (len - IFREQ_ADDR.start).min(sa.len());
-        req[IFREQ_ADDR.start..IFREQ_ADDR.start + room].copy_from_slice(&sa[..room]);
+        let room = (len - IFREQ_ADDR).min(sa.len());
+        req[IFREQ_ADDR..IFREQ_ADDR + room].copy_from_slice(&sa[..room]);
         // SAFETY: live socket; `req` is at least the size the command encodes and is only
         // used during the call.
         check(unsafe {
@@ -156,5 +183,28 @@ impl Drop for KernelSocket {
     fn drop(&mut self) {
         // SAFETY: the socket came from sock_socket and is closed once.
         unsafe { sys::sock_close(self.so.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SockAddr, AF_INET, AF_INET6};
+
+    #[test]
+    fn a_sockaddr_keeps_at_most_a_sockaddr_in6() {
+        let long = [7u8; 40];
+        assert_eq!(SockAddr::new(&long).as_bytes().len(), 28);
+        assert_eq!(SockAddr::new(&[16, 2, 0, 0]).as_bytes(), &[16, 2, 0, 0]);
+        assert_eq!(SockAddr::new(&[1]).family(), 0);
+    }
+
+    #[test]
+    fn unspecified_addresses_have_their_family_and_length() {
+        assert_eq!(
+            SockAddr::unspecified(AF_INET).as_bytes(),
+            &[16, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let v6 = SockAddr::unspecified(AF_INET6);
+        assert_eq!((v6.as_bytes().len(), v6.family()), (28, AF_INET6));
     }
 }

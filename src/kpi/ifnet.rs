@@ -1,14 +1,20 @@
 //! Network interfaces (xnu bsd/net/kpi_interface.h) and their BPF taps.
 
+use super::errno::{check, Errno};
 use super::mbuf::Mbuf;
 use super::sys;
-use crate::errno::{check, Errno};
 use core::ffi::c_void;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ops::Deref;
 use core::ptr::NonNull;
 
-/// A handle on an interface. The driver holds the reference `ifnet_allocate` returned until
-/// [`Ifnet::release`] at unload; copies of the handle are borrowed under that reference.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+/// One counted reference on an interface. `ifnet_allocate` gives the first; [`Clone`] takes
+/// another (`ifnet_reference`) and dropping one gives it back (`ifnet_release`), so a handle
+/// can never be used after its reference is gone, nor released twice. The kernel frees the
+/// interface when the last reference goes and it is detached (xnu bsd/net/dlil.c,
+/// `dlil_if_ref`/`dlil_if_free`).
+#[derive(Debug)]
 pub struct Ifnet(NonNull<sys::ifnet>);
 
 // SAFETY: ifnets are reference-counted kernel objects usable from any thread.
@@ -16,42 +22,94 @@ unsafe impl Send for Ifnet {}
 // SAFETY: as above; every accessor is a thread-safe KPI call.
 unsafe impl Sync for Ifnet {}
 
-/// Interface flag bits (net/if.h).
-pub mod flags {
-    use super::sys;
-    /// Administratively up.
-    pub const UP: u16 = sys::IFF_UP as u16;
-    /// Broadcast capable.
-    pub const BROADCAST: u16 = sys::IFF_BROADCAST as u16;
-    /// Point-to-point link.
-    pub const POINTOPOINT: u16 = sys::IFF_POINTOPOINT as u16;
-    /// Resources allocated.
-    pub const RUNNING: u16 = sys::IFF_RUNNING as u16;
-    /// No address resolution.
-    pub const NOARP: u16 = sys::IFF_NOARP as u16;
-    /// Multicast capable.
-    pub const MULTICAST: u16 = sys::IFF_MULTICAST as u16;
+bitflags::bitflags! {
+    /// Interface flags (`if_flags`, bsd/net/if.h), as `ifnet_flags` returns them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct IfFlags: u16 {
+        /// Administratively up.
+        const UP = sys::IFF_UP as u16;
+        /// Broadcast capable.
+        const BROADCAST = sys::IFF_BROADCAST as u16;
+        /// Point-to-point link.
+        const POINTOPOINT = sys::IFF_POINTOPOINT as u16;
+        /// Resources allocated.
+        const RUNNING = sys::IFF_RUNNING as u16;
+        /// No address resolution.
+        const NOARP = sys::IFF_NOARP as u16;
+        /// Multicast capable.
+        const MULTICAST = sys::IFF_MULTICAST as u16;
+    }
 }
 
 /// Address families the driver carries (Darwin numbers).
 pub const AF_INET: u32 = sys::AF_INET;
 /// IPv6 (Darwin's 30, not FreeBSD's 28).
 pub const AF_INET6: u32 = sys::AF_INET6;
+/// BPF link type of a 4-byte host-order address family header (bsd/net/bpf.h).
+pub const DLT_NULL: u32 = sys::DLT_NULL;
 
-impl Ifnet {
-    /// Wraps a handle the kernel passed to a callback.
+/// An interface the kernel passed to a callback, borrowed for that call: the caller's
+/// reference keeps it alive, so no reference is taken or given back. Dereferences to
+/// [`Ifnet`]; `clone()` that to keep the interface beyond the call.
+pub struct IfnetRef<'call> {
+    ifnet: ManuallyDrop<Ifnet>,
+    _call: PhantomData<&'call sys::ifnet>,
+}
+
+impl Deref for IfnetRef<'_> {
+    type Target = Ifnet;
+    fn deref(&self) -> &Ifnet {
+        &self.ifnet
+    }
+}
+
+impl IfnetRef<'_> {
+    /// Borrows `raw` for one callback.
     ///
     /// # Safety
-    /// `raw` must be a live ifnet for the duration of the callback.
-    pub unsafe fn from_raw(raw: sys::ifnet_t) -> Option<Ifnet> {
-        NonNull::new(raw).map(Ifnet)
+    /// `raw` must be NULL or an ifnet that stays referenced for the lifetime chosen.
+    pub(super) unsafe fn new<'call>(raw: *mut sys::ifnet) -> Option<IfnetRef<'call>> {
+        NonNull::new(raw).map(|raw| IfnetRef {
+            ifnet: ManuallyDrop::new(Ifnet(raw)),
+            _call: PhantomData,
+        })
     }
+}
 
+impl Clone for Ifnet {
+    /// Takes another reference (`ifnet_reference`).
+    fn clone(&self) -> Ifnet {
+        // SAFETY: `self` holds a reference, so the ifnet is live; the count goes up by one
+        // and the new handle gives it back on drop.
+        let _ = unsafe { sys::ifnet_reference(self.raw()) };
+        Ifnet(self.0)
+    }
+}
+
+impl Drop for Ifnet {
+    /// Gives the reference back (`ifnet_release`).
+    fn drop(&mut self) {
+        // SAFETY: this handle's own reference, given back once.
+        let _ = unsafe { sys::ifnet_release(self.raw()) };
+    }
+}
+
+impl PartialEq for Ifnet {
+    /// The same interface.
+    fn eq(&self, other: &Ifnet) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Ifnet {}
+
+impl Ifnet {
     pub(super) fn raw(&self) -> sys::ifnet_t {
         self.0.as_ptr()
     }
 
-    /// Allocates interface `tun<unit>` with the driver's callbacks (shim) and `softc`.
+    /// Allocates interface `tun<unit>` with the driver's callbacks (shim) and `softc`; the
+    /// handle holds the reference `ifnet_allocate` returns.
     pub fn allocate(unit: u32, softc: usize) -> Result<Ifnet, Errno> {
         let mut ifp: sys::ifnet_t = core::ptr::null_mut();
         // SAFETY: `ifp` is a valid out-pointer; softc is an opaque integer the kernel stores.
@@ -71,16 +129,10 @@ impl Ifnet {
         check(unsafe { sys::ifnet_attach(self.raw(), core::ptr::null()) })
     }
 
-    /// Attaches BPF with a `DLT_NULL` 4-byte header (contract U-9).
-    pub fn bpf_attach(&self) {
+    /// Attaches BPF with link type `dlt`, whose header is `header_len` bytes.
+    pub fn bpf_attach(&self, dlt: u32, header_len: u32) {
         // SAFETY: live, attached ifnet.
-        unsafe {
-            sys::bpfattach(
-                self.raw(),
-                sys::DLT_NULL,
-                crate::limits::AF_HEADER_LEN as u32,
-            )
-        };
+        unsafe { sys::bpfattach(self.raw(), dlt, header_len) };
     }
 
     /// Attaches protocol `family` to this interface only (contract U-8).
@@ -101,27 +153,21 @@ impl Ifnet {
         check(unsafe { sys::ifnet_detach(self.raw()) })
     }
 
-    /// Drops the driver's reference. The handle must not be used afterwards.
-    pub fn release(self) {
-        // SAFETY: the driver's own reference from ifnet_allocate, released once.
-        let _ = unsafe { sys::ifnet_release(self.raw()) };
-    }
-
     /// The interface flags, read live.
-    pub fn flags(&self) -> u16 {
+    pub fn flags(&self) -> IfFlags {
         // SAFETY: live ifnet.
-        unsafe { sys::ifnet_flags(self.raw()) }
+        IfFlags::from_bits_retain(unsafe { sys::ifnet_flags(self.raw()) })
     }
 
     /// Sets the bits of `mask` to those of `value`.
-    pub fn set_flags(&self, value: u16, mask: u16) {
+    pub fn set_flags(&self, value: IfFlags, mask: IfFlags) {
         // SAFETY: live ifnet.
-        let _ = unsafe { sys::ifnet_set_flags(self.raw(), value, mask) };
+        let _ = unsafe { sys::ifnet_set_flags(self.raw(), value.bits(), mask.bits()) };
     }
 
     /// Whether `IFF_UP` is set.
     pub fn is_up(&self) -> bool {
-        self.flags() & flags::UP != 0
+        self.flags().contains(IfFlags::UP)
     }
 
     /// The MTU.
@@ -181,35 +227,40 @@ impl Ifnet {
         let _ = unsafe { sys::ifnet_stat_increment_out(self.raw(), packets, bytes, errors) };
     }
 
-    /// Shows an inbound packet to BPF with the `DLT_NULL` header (host-order family).
-    pub fn tap_in(&self, packet: &Mbuf, family: u32) {
-        let mut header = family.to_ne_bytes();
-        // SAFETY: BPF copies the header and packet during the call.
+    /// Shows an inbound packet to BPF, with the link header `header` of the attached type.
+    pub fn tap_in(&self, packet: &Mbuf, dlt: u32, header: &[u8]) {
+        // SAFETY: BPF copies the header and packet during the call and writes neither.
         unsafe {
             sys::bpf_tap_in(
                 self.raw(),
-                sys::DLT_NULL,
+                dlt,
                 packet.raw(),
-                header.as_mut_ptr().cast(),
-                4,
+                header.as_ptr().cast_mut().cast(),
+                header.len(),
             )
         };
     }
 
-    /// Shows an outbound packet to BPF with the `DLT_NULL` header (host-order family).
-    pub fn tap_out(&self, packet: &Mbuf, family: u32) {
-        let mut header = family.to_ne_bytes();
-        // SAFETY: BPF copies the header and packet during the call.
+    /// Shows an outbound packet to BPF, with the link header `header` of the attached type.
+    pub fn tap_out(&self, packet: &Mbuf, dlt: u32, header: &[u8]) {
+        // SAFETY: BPF copies the header and packet during the call and writes neither.
         unsafe {
             sys::bpf_tap_out(
                 self.raw(),
-                sys::DLT_NULL,
+                dlt,
                 packet.raw(),
-                header.as_mut_ptr().cast(),
-                4,
+                header.as_ptr().cast_mut().cast(),
+                header.len(),
             )
         };
     }
+}
+
+/// Hands a packet the driver demuxed to protocol `family`'s input (`proto_input`), which
+/// takes it whatever it answers.
+pub fn proto_input(family: u32, packet: Mbuf) -> Result<(), Errno> {
+    // SAFETY: the packet is ours and passes to the stack.
+    check(unsafe { sys::proto_input(family, packet.into_raw()) })
 }
 
 /// Registers the plumber through which the stack attaches protocol `family` to every tun

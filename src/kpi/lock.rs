@@ -4,13 +4,13 @@
 //! passes the held mutex to `msleep` as the interlock. "Unlock, then sleep with a NULL mutex",
 //! the lost-wakeup bug of an older Mac tun driver, cannot be written with this API.
 
+use super::errno::{check, Errno};
 use super::sys;
-use crate::errno::Errno;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ops::{Deref, DerefMut};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// The lock group, group attributes and lock attributes every driver mutex is made from.
 pub struct LockGroup {
@@ -59,12 +59,23 @@ impl LockGroup {
 
 /// Data guarded by a kernel mutex. The mutex is allocated at load ([`KMutex::install`]) and
 /// freed at unload ([`KMutex::uninstall`]); the data lives in static storage.
+///
+/// Freeing is checked, so safe code cannot free a mutex in use: `users` counts every live
+/// [`KGuard`] (a sleeper in [`KGuard::sleep`] keeps its guard) and every thread between its
+/// look at `raw` and taking the mutex. `uninstall` takes `raw` away first and then frees only
+/// if `users` is 0, else puts it back and refuses; a `lock` that finds `raw` taken away panics
+/// before touching the mutex. All of it in one sequentially consistent order, so of a racing
+/// `lock` and `uninstall` either the lock sees no mutex or the uninstall sees the user.
 pub struct KMutex<T> {
     raw: AtomicPtr<sys::lck_mtx_t>,
+    /// The group `raw` came from (it must go back to the same one).
+    group: AtomicPtr<sys::lck_grp_t>,
+    users: AtomicUsize,
     data: UnsafeCell<T>,
 }
 
-// SAFETY: access to `data` is serialised by the kernel mutex (see `lock`).
+// SAFETY: access to `data` is serialised by the kernel mutex (see `lock`), or happens while no
+// kernel mutex exists and hence no guard (`replace_unshared`).
 unsafe impl<T: Send> Sync for KMutex<T> {}
 
 impl<T> KMutex<T> {
@@ -72,6 +83,8 @@ impl<T> KMutex<T> {
     pub const fn new(data: T) -> KMutex<T> {
         KMutex {
             raw: AtomicPtr::new(ptr::null_mut()),
+            group: AtomicPtr::new(ptr::null_mut()),
+            users: AtomicUsize::new(0),
             data: UnsafeCell::new(data),
         }
     }
@@ -79,7 +92,7 @@ impl<T> KMutex<T> {
     /// Allocates the kernel mutex from `group`.
     pub fn install(&self, group: &LockGroup) -> Result<(), Errno> {
         assert!(
-            self.raw.load(Ordering::Acquire).is_null(),
+            self.raw.load(Ordering::SeqCst).is_null(),
             "mutex installed twice"
         );
         // SAFETY: the group and attributes are live for the call.
@@ -87,31 +100,49 @@ impl<T> KMutex<T> {
         if mtx.is_null() {
             return Err(Errno::ENOMEM);
         }
-        self.raw.store(mtx, Ordering::Release);
+        self.group.store(group.grp.as_ptr(), Ordering::SeqCst);
+        self.raw.store(mtx, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Frees the kernel mutex. The caller guarantees no thread uses it any more (unload has
-    /// drained every entry point and detach callback).
-    pub fn uninstall(&self, group: &LockGroup) {
-        let mtx = self.raw.swap(ptr::null_mut(), Ordering::AcqRel);
-        if !mtx.is_null() {
-            // SAFETY: `mtx` came from `lck_mtx_alloc_init` with this group and is not held.
-            unsafe { sys::lck_mtx_free(mtx, group.grp.as_ptr()) };
+    /// Frees the kernel mutex, which `group` allocated. `EBUSY`, with nothing changed, while a
+    /// guard exists (a holder or a sleeper) or a thread is taking the mutex; afterwards a
+    /// `lock` panics instead of using freed memory. Nothing to do when no mutex is installed.
+    pub fn uninstall(&self, group: &LockGroup) -> Result<(), Errno> {
+        let mtx = self.raw.swap(ptr::null_mut(), Ordering::SeqCst);
+        if mtx.is_null() {
+            return Ok(());
         }
+        if self.users.load(Ordering::SeqCst) != 0 {
+            self.raw.store(mtx, Ordering::SeqCst);
+            return Err(Errno::EBUSY);
+        }
+        assert!(
+            self.group.load(Ordering::SeqCst) == group.grp.as_ptr(),
+            "mutex freed to a group it did not come from"
+        );
+        // SAFETY: `mtx` came from `lck_mtx_alloc_init` with this group; no guard exists and no
+        // thread can reach it any more (it is gone from `raw` and `users` was 0 after that).
+        unsafe { sys::lck_mtx_free(mtx, group.grp.as_ptr()) };
+        Ok(())
     }
 
     /// Whether the kernel mutex exists (between install and uninstall).
     pub fn is_installed(&self) -> bool {
-        !self.raw.load(Ordering::Acquire).is_null()
+        !self.raw.load(Ordering::SeqCst).is_null()
     }
 
     /// Takes the mutex. Panics if it is not installed: entry points only run between load and
     /// unload, so that would be a driver bug.
     pub fn lock(&self) -> KGuard<'_, T> {
-        let mtx = self.raw.load(Ordering::Acquire);
-        assert!(!mtx.is_null(), "KMutex used outside load..unload");
-        // SAFETY: `mtx` is a live kernel mutex (installed, not yet freed).
+        self.users.fetch_add(1, Ordering::SeqCst);
+        let mtx = self.raw.load(Ordering::SeqCst);
+        if mtx.is_null() {
+            self.users.fetch_sub(1, Ordering::SeqCst);
+            panic!("KMutex used outside load..unload");
+        }
+        // SAFETY: `mtx` is live: it was installed when we looked, after we counted ourselves
+        // as a user, so `uninstall` cannot free it until our guard is dropped.
         unsafe { sys::lck_mtx_lock(mtx) };
         KGuard { mutex: self, mtx }
     }
@@ -123,8 +154,8 @@ impl<T> KMutex<T> {
             !self.is_installed(),
             "unlocked access while the mutex is in use"
         );
-        // SAFETY: with no kernel mutex installed no entry point can run (see above), and no
-        // reference to the data escapes this call.
+        // SAFETY: with no kernel mutex installed there is no guard (uninstall refuses while one
+        // exists, and `lock` fails without one), and no reference to the data escapes this call.
         unsafe { core::ptr::replace(self.data.get(), value) }
     }
 }
@@ -175,7 +206,7 @@ impl<T> KGuard<'_, T> {
                 ptr::null_mut(),
             )
         };
-        crate::errno::check(rc)
+        check(rc)
     }
 
     /// Like [`KGuard::sleep`] without signals, but gives up after `millis` milliseconds
@@ -216,8 +247,9 @@ impl<T> DerefMut for KGuard<'_, T> {
 
 impl<T> Drop for KGuard<'_, T> {
     fn drop(&mut self) {
-        // SAFETY: we hold the mutex.
+        // SAFETY: we hold the mutex, which cannot have been freed while we were a user.
         unsafe { sys::lck_mtx_unlock(self.mtx) };
+        self.mutex.users.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

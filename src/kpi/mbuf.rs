@@ -4,9 +4,11 @@
 //! every path either hands a packet on ([`Mbuf::into_raw`]) or frees it exactly once. Data is
 //! never assumed contiguous: the simulated kernel fragments every chain at random.
 
+use super::errno::{check, Errno};
+use super::ifnet::Ifnet;
 use super::sys;
-use super::uio::Uio;
-use crate::errno::{check, Errno};
+use super::uio::{FromUser, ToUser, Uio};
+use core::ffi::CStr;
 use core::ptr::NonNull;
 
 /// The largest packet asked for in one segment: a 2 KiB cluster (`MCLBYTES`). XNU gives a
@@ -30,7 +32,7 @@ impl Mbuf {
     /// is asked for in one segment, so up to 1500 bytes of IP plus the 4-byte family word
     /// never straddle two mbufs. `ENOBUFS` when the kernel has no mbufs; a copy fault's error
     /// (`EFAULT`) with the chain freed.
-    pub fn from_uio(front: usize, uio: &mut Uio<'_>) -> Result<Mbuf, Errno> {
+    pub fn from_uio(front: usize, uio: &mut Uio<'_, FromUser>) -> Result<Mbuf, Errno> {
         let total = front + uio.resid();
         let mut segments: core::ffi::c_uint = if total <= ONE_SEGMENT { 1 } else { 0 };
         let mut m: sys::mbuf_t = core::ptr::null_mut();
@@ -72,13 +74,13 @@ impl Mbuf {
     /// Takes ownership of a packet the kernel handed to the driver.
     ///
     /// # Safety
-    /// `m` must be a valid packet-header mbuf chain that nobody else will use or free.
-    pub unsafe fn from_raw(m: sys::mbuf_t) -> Option<Mbuf> {
+    /// `m` must be NULL or a valid packet-header mbuf chain that nobody else will use or free.
+    pub(super) unsafe fn from_raw(m: sys::mbuf_t) -> Option<Mbuf> {
         NonNull::new(m).map(Mbuf)
     }
 
     /// Gives up ownership (the receiver frees it).
-    pub fn into_raw(self) -> sys::mbuf_t {
+    pub(super) fn into_raw(self) -> sys::mbuf_t {
         let m = self.0.as_ptr();
         core::mem::forget(self);
         m
@@ -126,7 +128,11 @@ impl Mbuf {
 
     /// Copies the packet, from `offset`, out to `uio` until either runs out. Returns the
     /// number of packet bytes copied.
-    pub fn copy_out(&mut self, mut offset: usize, uio: &mut Uio<'_>) -> Result<usize, Errno> {
+    pub fn copy_out(
+        &mut self,
+        mut offset: usize,
+        uio: &mut Uio<'_, ToUser>,
+    ) -> Result<usize, Errno> {
         let mut copied = 0;
         self.for_each_segment(|seg| {
             if offset >= seg.len() {
@@ -169,15 +175,27 @@ impl Mbuf {
     }
 
     /// Records the receiving interface (`pkthdr.rcvif`).
-    pub fn set_rcvif(&mut self, ifp: &super::ifnet::Ifnet) {
+    pub fn set_rcvif(&mut self, ifp: &Ifnet) {
         // SAFETY: both handles are live; the call only stores the pointer.
         let _ = unsafe { sys::mbuf_pkthdr_setrcvif(self.raw(), ifp.raw()) };
     }
 
-    /// Points the packet header at the start of the data (the IP header).
-    pub fn set_header_to_data(&mut self) {
-        // SAFETY: the data pointer belongs to the first segment of our chain.
-        unsafe { sys::mbuf_pkthdr_setheader(self.raw(), sys::mbuf_data(self.raw())) };
+    /// Makes the first `len` bytes the packet's frame header, the way `ifnet_input` wants a
+    /// received packet: `pkthdr.header` points at them (the interface's demux reads the header
+    /// there) and the data starts right after them. They must lie in the first segment (see
+    /// [`Mbuf::from_uio`]); `EINVAL` otherwise, with nothing changed.
+    pub fn take_frame_header(&mut self, len: usize) -> Result<(), Errno> {
+        if self.head_mut().len() < len {
+            return Err(Errno::EINVAL);
+        }
+        // SAFETY: the data pointer belongs to the first segment of our chain, which holds at
+        // least `len` bytes; mbuf_adj only moves the data start past them, so the header stays
+        // in the mbuf's storage.
+        unsafe {
+            sys::mbuf_pkthdr_setheader(self.raw(), sys::mbuf_data(self.raw()));
+            sys::mbuf_adj(self.raw(), len as i32);
+        }
+        Ok(())
     }
 
     /// Prepends `len` contiguous bytes at the front (`mbuf_prepend`, which may return a new
@@ -213,41 +231,48 @@ impl Mbuf {
     }
 }
 
-/// A module id for mbuf tags (`mbuf_tag_id_find`): the same name always gives the same id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TagId(u32);
+/// One kind of mbuf tag of this driver: a module id, which `mbuf_tag_id_find` gives for a
+/// name (the same name always gives the same id), and a tag type of the driver's choosing.
+/// The id is looked up once ([`PacketTag::register`]); a tag cannot be set before that.
+pub struct PacketTag {
+    id: spin::Once<sys::mbuf_tag_id_t>,
+    kind: u16,
+}
 
-impl TagId {
-    /// The id of `name` (a reverse-DNS string such as the bundle id).
-    pub fn find(name: &core::ffi::CStr) -> Result<TagId, Errno> {
-        let mut id: sys::mbuf_tag_id_t = 0;
-        // SAFETY: a NUL-terminated string and a valid out-pointer.
-        check(unsafe { sys::mbuf_tag_id_find(name.as_ptr(), &mut id) })?;
-        Ok(TagId(id))
+impl PacketTag {
+    /// Tags of type `kind`, with no module id yet.
+    pub const fn new(kind: u16) -> PacketTag {
+        PacketTag {
+            id: spin::Once::new(),
+            kind,
+        }
     }
 
-    /// The raw id, for keeping in an atomic.
-    pub fn to_raw(self) -> u32 {
-        self.0
-    }
-
-    /// An id kept with [`TagId::to_raw`].
-    pub fn from_raw(raw: u32) -> TagId {
-        TagId(raw)
+    /// Looks up the module id of `name` (a reverse-DNS string such as the bundle id).
+    pub fn register(&self, name: &CStr) -> Result<(), Errno> {
+        self.id
+            .try_call_once(|| {
+                let mut id: sys::mbuf_tag_id_t = 0;
+                // SAFETY: a NUL-terminated string and a valid out-pointer.
+                check(unsafe { sys::mbuf_tag_id_find(name.as_ptr(), &mut id) }).map(|()| id)
+            })
+            .map(|_| ())
     }
 }
 
 impl Mbuf {
-    /// Attaches a copy of `data` to the packet as its tag (`id`, `kind`); it travels with the
-    /// packet header and is freed with the packet (`mbuf_tag_allocate`, `MBUF_DONTWAIT`).
-    pub fn set_tag(&mut self, id: TagId, kind: u16, data: &[u8]) -> Result<(), Errno> {
+    /// Attaches a copy of `data` to the packet as a `tag`; it travels with the packet header
+    /// and is freed with the packet (`mbuf_tag_allocate`, `MBUF_DONTWAIT`). `ENOENT` before the
+    /// tag's id was registered.
+    pub fn set_tag(&mut self, tag: &PacketTag, data: &[u8]) -> Result<(), Errno> {
+        let id = *tag.id.get().ok_or(Errno::ENOENT)?;
         let mut p: *mut core::ffi::c_void = core::ptr::null_mut();
         // SAFETY: our packet header mbuf and a valid out-pointer.
         check(unsafe {
             sys::mbuf_tag_allocate(
                 self.raw(),
-                id.0,
-                kind,
+                id,
+                tag.kind,
                 data.len(),
                 sys::MBUF_DONTWAIT,
                 &mut p,
@@ -258,13 +283,14 @@ impl Mbuf {
         Ok(())
     }
 
-    /// Copies the packet's tag (`id`, `kind`) into `out` (cut to fit); its length, or `None`
-    /// when the packet has no such tag.
-    pub fn tag(&self, id: TagId, kind: u16, out: &mut [u8]) -> Option<usize> {
+    /// Copies the packet's `tag` into `out` (cut to fit); its length, or `None` when the
+    /// packet has no such tag.
+    pub fn tag(&self, tag: &PacketTag, out: &mut [u8]) -> Option<usize> {
+        let id = *tag.id.get()?;
         let mut len = 0usize;
         let mut p: *mut core::ffi::c_void = core::ptr::null_mut();
         // SAFETY: our packet header mbuf and valid out-pointers.
-        let rc = unsafe { sys::mbuf_tag_find(self.raw(), id.0, kind, &mut len, &mut p) };
+        let rc = unsafe { sys::mbuf_tag_find(self.raw(), id, tag.kind, &mut len, &mut p) };
         if rc != 0 || p.is_null() {
             return None;
         }

@@ -1,7 +1,7 @@
 //! The character-device switch entry and the `/dev/tunN` nodes.
 
+use super::errno::Errno;
 use super::sys;
-use crate::errno::Errno;
 use core::ffi::c_void;
 use core::ptr::NonNull;
 

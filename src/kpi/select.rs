@@ -5,7 +5,7 @@ use core::cell::UnsafeCell;
 use core::ffi::c_void;
 
 /// The driver-owned `struct selinfo`: kernel-private and of varying size across releases, so
-/// the driver reserves `TUN_SELINFO_BYTES` zeroed bytes, 16-byte aligned (kext-build.md
+/// the driver reserves `TUN_SELINFO_BYTES` zeroed bytes, 16-byte aligned (docs/kext-build.md
 /// section 7). It lives inside mutex-guarded unit state.
 #[repr(C, align(16))]
 pub struct SelInfo(UnsafeCell<[u8; sys::TUN_SELINFO_BYTES as usize]>);
@@ -45,15 +45,10 @@ impl SelInfo {
     }
 }
 
-/// The kernel's opaque wait-queue cookie for one `d_select` call.
+/// The kernel's opaque wait-queue cookie for one `d_select` call: `d_select`'s `wql`
+/// argument itself (same ABI), which only the kernel can make.
+#[repr(transparent)]
 pub struct SelectToken(*mut c_void);
-
-impl SelectToken {
-    /// Wraps the cookie `d_select` received.
-    pub(in crate::kpi) fn new(wql: *mut c_void) -> SelectToken {
-        SelectToken(wql)
-    }
-}
 
 impl Default for SelInfo {
     fn default() -> Self {

@@ -15,7 +15,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use xnu_sim::abi::AF_INET;
 use xnu_sim::syscalls::{self, Fd};
-use xnu_sim::{ifnet, stack, Config};
+use xnu_sim::{netinspect, stack, Config};
 
 const LOCAL: [u8; 4] = [10, 77, 0, 1];
 const PEER: [u8; 4] = [10, 77, 0, 2];
@@ -71,10 +71,10 @@ fn write_path(fd: Fd, pkt: &[u8], packets: usize) {
     for i in 0..packets {
         syscalls::write(fd, pkt).expect("write");
         if i % 64 == 63 {
-            black_box(ifnet::take_received("tun0"));
+            black_box(netinspect::take_received("tun0"));
         }
     }
-    black_box(ifnet::take_received("tun0"));
+    black_box(netinspect::take_received("tun0"));
 }
 
 /// Queues `n` packets from the stack (not timed on the read side).
@@ -193,7 +193,7 @@ fn devloop(mode: &str, size: usize, seconds: u64) {
             }
             n += 1;
         }
-        black_box(ifnet::take_received("tun0"));
+        black_box(netinspect::take_received("tun0"));
     }
     let pps = n as f64 / start.elapsed().as_secs_f64();
     println!("L1,{size},sim-{mode},{pps:.0}");

@@ -137,19 +137,21 @@ pub fn if_status(name: &str) -> String {
 }
 
 /// The interface statistics of `name` (`netstat -I`).
-pub fn if_stats(name: &str) -> xnu_sim::ifnet::IfStats {
-    xnu_sim::ifnet::interface(name).expect("interface").stats
+pub fn if_stats(name: &str) -> xnu_sim::netinspect::IfStats {
+    xnu_sim::netinspect::interface(name)
+        .expect("interface")
+        .stats
 }
 
 /// The driver's counters of unit `n` (section 12), read through the driver's accessor.
-pub fn counters(n: usize) -> tunnel::unit::UnitCounters {
+pub fn counters(n: usize) -> tunnel::counters::UnitCounters {
     tunnel::unit::counters(n).expect("driver loaded")
 }
 
 /// Waits (at most 10 s) until `n` threads sleep in `msleep`.
 pub fn wait_for_sleepers(n: usize) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while xnu_sim::sync::sleeping_threads() < n {
+    while xnu_sim::sleep::sleeping_threads() < n {
         assert!(
             std::time::Instant::now() < deadline,
             "no thread went to sleep"

@@ -10,7 +10,7 @@ use tunnel::ioctl::{TUNGIFNAME, TUNSIFHEAD, TUNSIFMODE, TUNSIFPID, TUNSLMODE};
 use xnu_sim::abi::*;
 use xnu_sim::proc::SimThread;
 use xnu_sim::syscalls::{self, ioctl_int, O_NONBLOCK, O_RDWR};
-use xnu_sim::{ifnet, proc, stack, Errno, Fd};
+use xnu_sim::{netinspect, proc, stack, Errno, Fd};
 
 /// The units an open loop skipped, with why.
 type OpenErrors = Vec<(usize, Errno)>;
@@ -117,7 +117,7 @@ fn c1_openvpn_darwin_p2p_and_ipv6() {
     stack::add_address(&name, AF_INET6, &V6_LOCAL).unwrap();
     stack::set_mtu(&name, 1500).unwrap();
     stack::set_flags(&name, IFF_UP, 0).unwrap();
-    let i = ifnet::interface(&name).unwrap();
+    let i = netinspect::interface(&name).unwrap();
     assert_eq!(i.flags & (IFF_UP | IFF_RUNNING), IFF_UP | IFF_RUNNING);
     // C1.7: the loop.
     for round in 0..20u8 {
@@ -133,14 +133,14 @@ fn c1_openvpn_darwin_p2p_and_ipv6() {
         assert_eq!(syscalls::write(fd, &up4), Ok(up4.len()));
         assert_eq!(syscalls::write(fd, &up6), Ok(up6.len()));
         assert_eq!(
-            ifnet::take_received(&name),
+            netinspect::take_received(&name),
             vec![(AF_INET, up4), (AF_INET6, up6)]
         );
     }
     // C1.8: `route delete -inet6 A` reaches no driver; close.
     syscalls::close(fd).unwrap();
     assert!(
-        ifnet::interface(&name).unwrap().addresses.is_empty(),
+        netinspect::interface(&name).unwrap().addresses.is_empty(),
         "§10: no address left"
     );
     release(holder);
@@ -162,7 +162,7 @@ fn c1_openvpn_darwin_subnet() {
     assert_eq!(select_and_read(fd), down);
     let up = ipv4_udp([10, 9, 0, 77], [10, 9, 0, 1], b"reply");
     assert_eq!(syscalls::write(fd, &up), Ok(up.len()));
-    assert_eq!(ifnet::received("tun0"), vec![(AF_INET, up)]);
+    assert_eq!(netinspect::received("tun0"), vec![(AF_INET, up)]);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -227,7 +227,7 @@ fn c2_openvpn_freebsd_path() {
         assert_eq!(syscalls::writev(fd, &[&hdr, p]), Ok(4 + p.len()));
     }
     assert_eq!(
-        ifnet::received(&name),
+        netinspect::received(&name),
         vec![(AF_INET, up4.clone()), (AF_INET6, up6.clone())]
     );
     let down4 = ipv4_udp([10, 8, 0, 1], [10, 8, 0, 2], b"to freebsd client");
@@ -252,8 +252,8 @@ fn c2_openvpn_freebsd_path() {
         "no cloner on macOS"
     );
     assert_eq!(
-        ifnet::interface(&name).unwrap().state,
-        ifnet::IfState::Attached,
+        netinspect::interface(&name).unwrap().state,
+        netinspect::IfState::Attached,
         "the interface persists"
     );
     unload_clean();
@@ -277,7 +277,7 @@ fn c3_vtun_generic() {
     );
     let up = ipv4_udp([172, 16, 0, 2], [172, 16, 0, 1], b"vtun reply");
     assert_eq!(syscalls::write(fd, &up), Ok(up.len()));
-    assert_eq!(ifnet::received("tun3"), vec![(AF_INET, up)]);
+    assert_eq!(netinspect::received("tun3"), vec![(AF_INET, up)]);
     syscalls::close(fd).unwrap();
     // C3.1, the loop variant (`/dev/tun0..254`, first fd > 0).
     let (found, _) = open_loop(254);
@@ -302,7 +302,7 @@ fn c4_vtun_freebsd() {
     assert_eq!(select_and_read(fd), down);
     let up = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], b"raw from vtun");
     assert_eq!(syscalls::write(fd, &up), Ok(up.len()));
-    assert_eq!(ifnet::received("tun0"), vec![(AF_INET, up)]);
+    assert_eq!(netinspect::received("tun0"), vec![(AF_INET, up)]);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -362,7 +362,7 @@ fn c5_miredo_darwin() {
     boot_and_load();
     let holder = occupy_tun0();
     assert_eq!(
-        ifnet::if_nametoindex("tun1"),
+        netinspect::if_nametoindex("tun1"),
         0,
         "U-1: no ifnet before the first open"
     );
@@ -374,7 +374,7 @@ fn c5_miredo_darwin() {
         "C5.1: the busy tun0 is skipped, the loop stops at the first success"
     );
     let name = format!("tun{unit}");
-    let index = ifnet::if_nametoindex(&name);
+    let index = netinspect::if_nametoindex(&name);
     assert_ne!(index, 0, "C5.2, U-1: tunN exists as soon as open returns");
     assert_eq!(
         ioctl_int(fd, TUNSIFHEAD, 1),
@@ -403,7 +403,7 @@ fn c5_miredo_darwin() {
         "C5.5: SIOCAIFADDR_IN6 (U-8: PF_INET6 plumbed on demand)"
     );
     // C5.5's routing-socket RTM_ADD never reaches the driver; the simulator has no routing table.
-    let i = ifnet::interface(&name).unwrap();
+    let i = netinspect::interface(&name).unwrap();
     assert_eq!(i.mtu, 1280, "C5.5");
     assert_eq!(
         i.flags,
@@ -435,7 +435,7 @@ fn c5_miredo_darwin() {
             Ok(4 + up.len()),
             "C5.6: writev([hdr, pkt])"
         );
-        assert_eq!(ifnet::take_received(&name), vec![(AF_INET6, up)], "W9");
+        assert_eq!(netinspect::take_received(&name), vec![(AF_INET6, up)], "W9");
     }
     // C5.6: the largest send miredo makes, 65535 bytes (W2: 65539 with the header; WR-4: the
     // 1280 MTU is not enforced on write).
@@ -446,7 +446,7 @@ fn c5_miredo_darwin() {
         Ok(4 + 65535),
         "C5.6: a send capped at 65535"
     );
-    assert_eq!(ifnet::take_received(&name), vec![(AF_INET6, largest)]);
+    assert_eq!(netinspect::take_received(&name), vec![(AF_INET6, largest)]);
     // C5.7: flags down (`tun6_setState(false)`: UP|RUNNING cleared, NOARP kept), then close.
     assert_eq!(
         stack::set_flags(
@@ -458,7 +458,7 @@ fn c5_miredo_darwin() {
         "C5.7: SIOCSIFFLAGS down"
     );
     assert_eq!(
-        ifnet::interface(&name).unwrap().flags,
+        netinspect::interface(&name).unwrap().flags,
         IFF_POINTOPOINT | IFF_NOARP
     );
     wait_for_sleepers(1); // the reader is back in its blocking readv (C5.4, RD-7: down is no error)
@@ -470,14 +470,18 @@ fn c5_miredo_darwin() {
         "C5.6: every IPv4 packet was read with `00 00 00 02` and dropped"
     );
     assert_eq!(end, Errno::ENXIO, "RD-6: close wakes the blocked reader");
-    let i = ifnet::interface(&name).unwrap();
+    let i = netinspect::interface(&name).unwrap();
     assert!(i.addresses.is_empty(), "§10.4: no address left: {i:?}");
     assert_eq!(
         (i.flags, i.mtu),
         (IFF_POINTOPOINT | IFF_MULTICAST, 1500),
         "§10.5 undoes NOARP, the cleared MULTICAST and the 1280 MTU"
     );
-    assert_eq!(ifnet::if_nametoindex(&name), index, "U-4: tunN persists");
+    assert_eq!(
+        netinspect::if_nametoindex(&name),
+        index,
+        "U-4: tunN persists"
+    );
     release(holder);
     unload_clean();
 }
@@ -603,7 +607,7 @@ fn c6_tinc_freebsd_build() {
             "C6: TUNSIFMODE(BROADCAST|MULTICAST) → 0 while down"
         );
         assert_eq!(
-            ifnet::interface("tun0").unwrap().flags,
+            netinspect::interface("tun0").unwrap().flags,
             IFF_BROADCAST | IFF_MULTICAST
         );
         stack::add_address("tun0", AF_INET, &[10, 0, 0, 1]).expect("ifconfig inet");
@@ -621,7 +625,7 @@ fn c6_tinc_freebsd_build() {
         );
         syscalls::close(fd).unwrap();
         assert_eq!(
-            ifnet::interface("tun0").unwrap().flags,
+            netinspect::interface("tun0").unwrap().flags,
             IFF_POINTOPOINT | IFF_MULTICAST,
             "§10.5"
         );
@@ -684,7 +688,7 @@ fn c7_wireguard_go_freebsd_path() {
         format!("\topen (pid {wireguard})\n"),
         "U-6: the status pid is wireguard-go's"
     );
-    let index = ifnet::if_nametoindex(name);
+    let index = netinspect::if_nametoindex(name);
     assert_ne!(index, 0, "C7: net.InterfaceByName");
     assert_eq!(stack::set_mtu(name, 1420), Ok(()), "C7: SIOCSIFMTU");
     // The addresses wg-quick gives the interface.
@@ -708,7 +712,7 @@ fn c7_wireguard_go_freebsd_path() {
     assert_eq!(wireguard_write(fd, &up4), Ok(4 + up4.len()), "C7");
     assert_eq!(wireguard_write(fd, &up6), Ok(4 + up6.len()), "C7");
     assert_eq!(
-        ifnet::take_received(name),
+        netinspect::take_received(name),
         vec![(AF_INET, up4), (AF_INET6, up6)],
         "W9"
     );
@@ -719,13 +723,13 @@ fn c7_wireguard_go_freebsd_path() {
         Err(Errno::EINVAL),
         "C7: SIOCIFDESTROY fails"
     );
-    let i = ifnet::interface(name).unwrap();
+    let i = netinspect::interface(name).unwrap();
     assert_eq!(
         i.state,
-        ifnet::IfState::Attached,
+        netinspect::IfState::Attached,
         "C7: the interface persists"
     );
-    assert_eq!(ifnet::if_nametoindex(name), index, "U-4");
+    assert_eq!(netinspect::if_nametoindex(name), index, "U-4");
     assert!(i.addresses.is_empty(), "§10.4");
     assert_eq!(if_status(name), "\tclosed\n", "§10.5: pid cleared");
     proc::set_current_pid(proc::INIT_PID);

@@ -4,7 +4,7 @@ use driver_tests::*;
 use tunnel::ioctl::{TUNGIFHEAD, TUNSIFHEAD, TUNSLMODE};
 use xnu_sim::abi::*;
 use xnu_sim::syscalls::{self, ioctl_int};
-use xnu_sim::{ifnet, Errno};
+use xnu_sim::{netinspect, Errno};
 
 fn read_one(fd: xnu_sim::Fd) -> Vec<u8> {
     let mut buf = vec![0u8; 70_000];
@@ -32,7 +32,7 @@ fn raw_write_family_comes_from_the_version_nibble() {
     bad[0] = 0x55;
     assert_eq!(syscalls::write(fd, &bad), Err(Errno::EAFNOSUPPORT));
     assert_eq!(
-        ifnet::received("tun0"),
+        netinspect::received("tun0"),
         vec![(AF_INET, v4.clone()), (AF_INET6, v6.clone())]
     );
     assert_eq!(if_stats("tun0").ierrors, 1, "W6 counts an input error");
@@ -68,7 +68,7 @@ fn af_header_mode_frames_both_directions_in_network_order() {
         "host order is not accepted"
     );
     assert_eq!(
-        ifnet::received("tun1"),
+        netinspect::received("tun1"),
         vec![(AF_INET, v4.clone()), (AF_INET6, v6.clone())]
     );
     let stats = if_stats("tun1");
@@ -95,7 +95,7 @@ fn af_header_decides_the_family_not_the_nibble_f3() {
     let v4 = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], b"mislabelled");
     let w = cat(&[0, 0, 0, 30], &v4);
     assert_eq!(syscalls::write(fd, &w), Ok(w.len()));
-    assert_eq!(ifnet::received("tun2"), vec![(AF_INET6, v4)]);
+    assert_eq!(netinspect::received("tun2"), vec![(AF_INET6, v4)]);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -117,7 +117,7 @@ fn link_layer_mode_prefixes_reads_with_the_destination_f5() {
     // F-5: a raw write, no prefix.
     let up = ipv6_udp(V6_PEER, V6_LOCAL, b"raw write in lmode");
     assert_eq!(syscalls::write(fd, &up), Ok(up.len()));
-    assert_eq!(ifnet::received("tun3"), vec![(AF_INET6, up)]);
+    assert_eq!(netinspect::received("tun3"), vec![(AF_INET6, up)]);
     assert_eq!(ioctl_int(fd, TUNGIFHEAD, 0), Ok(0));
     syscalls::close(fd).unwrap();
     unload_clean();
@@ -159,7 +159,7 @@ fn af_header_and_link_layer_modes_exclude_each_other_f1() {
 }
 
 /// F-2: the queue holds bare packets; a mode change with packets queued applies to the next
-/// read.
+/// read. F-6: a packet framed before LMODE was on reads with the unspecified address.
 #[test]
 fn mode_change_with_packets_queued_applies_to_the_next_read_f2() {
     boot_and_load();
@@ -175,9 +175,9 @@ fn mode_change_with_packets_queued_applies_to_the_next_read_f2() {
     ioctl_int(fd, TUNSIFHEAD, 1).unwrap();
     assert_eq!(read_one(fd), cat(&[0, 0, 0, 30], &p2));
     ioctl_int(fd, TUNSLMODE, 1).unwrap();
-    // The destination travels in an mbuf tag only while LMODE is on (OUT-6): p3 was framed
-    // before, so its link-layer prefix is the unspecified address of its family.
-    assert_eq!(read_one(fd), cat(&sockaddr_in([0, 0, 0, 0]), &p3));
+    // F-6: the destination travels in an mbuf tag only while LMODE is on (OUT-6): p3 was
+    // framed before, so its link-layer prefix is the unspecified address of its family.
+    assert_eq!(read_one(fd), cat(&sockaddr_in([0, 0, 0, 0]), &p3), "F-6");
     send_ipv4("tun5", &p3).unwrap();
     assert_eq!(read_one(fd), cat(&sockaddr_in([10, 0, 0, 2]), &p3), "F-5");
     syscalls::close(fd).unwrap();
@@ -213,7 +213,7 @@ fn bpf_sees_a_host_order_family_in_every_mode_f4() {
             (true, AF_INET, &v4),
             (true, AF_INET6, &v6),
         ] {
-            expected.push(ifnet::Tap {
+            expected.push(netinspect::Tap {
                 outbound,
                 dlt: DLT_NULL,
                 header: family.to_ne_bytes().to_vec(),
@@ -221,8 +221,8 @@ fn bpf_sees_a_host_order_family_in_every_mode_f4() {
             });
         }
     }
-    assert_eq!(ifnet::taps("tun6"), expected);
-    assert_eq!(ifnet::untapped("tun6"), 0);
+    assert_eq!(netinspect::taps("tun6"), expected);
+    assert_eq!(netinspect::untapped("tun6"), 0);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -239,7 +239,7 @@ fn ipv6_end_to_end_in_raw_mode_out4() {
     assert_eq!(read_one(fd), down);
     let up = ipv6_udp(V6_PEER, V6_LOCAL, &[0x99; 1200]);
     assert_eq!(syscalls::write(fd, &up), Ok(up.len()));
-    assert_eq!(ifnet::received("tun7"), vec![(AF_INET6, up.clone())]);
+    assert_eq!(netinspect::received("tun7"), vec![(AF_INET6, up.clone())]);
     let stats = if_stats("tun7");
     assert_eq!((stats.opackets, stats.obytes), (1, down.len() as u64));
     assert_eq!((stats.ipackets, stats.ibytes), (1, up.len() as u64));

@@ -4,10 +4,10 @@ use driver_tests::*;
 use tunnel::ioctl::{SIOCADDMULTI, SIOCDELMULTI, SIOCDIFADDR, SIOCSIFADDR, SIOCSIFMTU};
 use xnu_sim::abi::*;
 use xnu_sim::syscalls;
-use xnu_sim::{ifnet, stack, Errno};
+use xnu_sim::{netinspect, stack, Errno};
 
 fn flags(name: &str) -> u16 {
-    ifnet::interface(name).unwrap().flags
+    netinspect::interface(name).unwrap().flags
 }
 
 /// SIOCSIFADDR, SIOCAIFADDR, SIOCSIFDSTADDR: each brings the interface up and running; the
@@ -65,10 +65,10 @@ fn sifflags_and_difaddr_are_accepted_as_is() {
     stack::set_flags("tun1", 0, IFF_UP).unwrap();
     let p = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], b"down");
     assert_eq!(syscalls::write(fd, &p), Ok(p.len()));
-    assert!(ifnet::received("tun1").is_empty());
+    assert!(netinspect::received("tun1").is_empty());
     stack::set_flags("tun1", IFF_UP, 0).unwrap();
     assert_eq!(syscalls::write(fd, &p), Ok(p.len()));
-    assert_eq!(ifnet::received("tun1").len(), 1);
+    assert_eq!(netinspect::received("tun1").len(), 1);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -80,11 +80,11 @@ fn sifmtu_accepts_72_to_65535() {
     let fd = open_unit(2);
     for mtu in [72, 1280, 9000, 65535] {
         stack::set_mtu("tun2", mtu).unwrap();
-        assert_eq!(ifnet::interface("tun2").unwrap().mtu, mtu as u32);
+        assert_eq!(netinspect::interface("tun2").unwrap().mtu, mtu as u32);
     }
     for bad in [71, 0, -1, 65536, 1 << 20] {
         assert_eq!(stack::set_mtu("tun2", bad), Err(Errno::EINVAL), "{bad}");
-        assert_eq!(ifnet::interface("tun2").unwrap().mtu, 65535);
+        assert_eq!(netinspect::interface("tun2").unwrap().mtu, 65535);
     }
     assert_eq!(
         stack::ioctl("tun2", SIOCSIFMTU, &mut []),
@@ -100,12 +100,12 @@ fn sifmtu_accepts_72_to_65535() {
 fn multicast_add_and_delete_succeed() {
     boot_and_load();
     let fd = open_unit(3);
-    let before = ifnet::interface("tun3").unwrap();
+    let before = netinspect::interface("tun3").unwrap();
     let mut req = [0u8; 32];
     assert_eq!(stack::ioctl("tun3", SIOCADDMULTI, &mut req), Ok(()));
     assert_eq!(stack::ioctl("tun3", SIOCDELMULTI, &mut req), Ok(()));
     assert_eq!(stack::ioctl("tun3", SIOCADDMULTI, &mut []), Ok(()), "NULL");
-    let after = ifnet::interface("tun3").unwrap();
+    let after = netinspect::interface("tun3").unwrap();
     assert_eq!((after.flags, after.mtu), (before.flags, before.mtu));
     syscalls::close(fd).unwrap();
     unload_clean();

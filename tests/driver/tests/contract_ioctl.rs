@@ -6,7 +6,7 @@ use tunnel::ioctl::*;
 use xnu_sim::abi::*;
 use xnu_sim::proc;
 use xnu_sim::syscalls::{self, ioctl_int, O_ASYNC, O_NONBLOCK};
-use xnu_sim::{ifnet, Errno};
+use xnu_sim::{netinspect, Errno};
 
 fn tuninfo(baudrate: i32, mtu: u16, if_type: u8) -> [u8; 8] {
     let mut t = [0u8; 8];
@@ -50,7 +50,7 @@ fn tuninfo_sets_mtu_and_baudrate_with_its_error_order() {
     );
     let mut set = tuninfo(64000, 1400, IFT_OTHER as u8);
     syscalls::ioctl(fd, TUNSIFINFO, &mut set).unwrap();
-    let i = ifnet::interface("tun2").unwrap();
+    let i = netinspect::interface("tun2").unwrap();
     assert_eq!((i.mtu, i.baudrate), (1400, 64000));
     syscalls::ioctl(fd, TUNGIFINFO, &mut info).unwrap();
     assert_eq!(info, tuninfo(64000, 1400, IFT_OTHER as u8));
@@ -63,7 +63,7 @@ fn tuninfo_sets_mtu_and_baudrate_with_its_error_order() {
         syscalls::ioctl(fd, TUNSIFINFO, &mut tuninfo(1, 71, IFT_OTHER as u8)),
         Err(Errno::EINVAL)
     );
-    let i = ifnet::interface("tun2").unwrap();
+    let i = netinspect::interface("tun2").unwrap();
     assert_eq!(
         (i.mtu, i.baudrate),
         (1400, 64000),
@@ -73,12 +73,12 @@ fn tuninfo_sets_mtu_and_baudrate_with_its_error_order() {
     syscalls::ioctl(fd, TUNSIFINFO, &mut tuninfo(0, 72, IFT_OTHER as u8)).unwrap();
     syscalls::ioctl(fd, TUNSIFINFO, &mut tuninfo(0, 65535, IFT_OTHER as u8)).unwrap();
     assert_eq!(
-        ifnet::interface("tun2").unwrap().mtu,
+        netinspect::interface("tun2").unwrap().mtu,
         65535,
         "works while up"
     );
     syscalls::close(fd).unwrap();
-    let i = ifnet::interface("tun2").unwrap();
+    let i = netinspect::interface("tun2").unwrap();
     assert_eq!(
         (i.mtu, i.baudrate),
         (1500, 0),
@@ -110,7 +110,7 @@ fn tungifname_returns_the_interface_name() {
 fn tunsifmode_sets_the_interface_mode_only_while_down() {
     boot_and_load();
     let fd = open_unit(3);
-    let flags = || ifnet::interface("tun3").unwrap().flags;
+    let flags = || netinspect::interface("tun3").unwrap().flags;
     for mode in [0x2u16, 0x8002, 0x10, 0x8010] {
         assert_eq!(
             ioctl_int(fd, TUNSIFMODE, i32::from(mode)),

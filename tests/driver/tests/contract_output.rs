@@ -6,7 +6,7 @@ use std::time::Duration;
 use tunnel::ioctl::FIOASYNC;
 use xnu_sim::abi::*;
 use xnu_sim::syscalls::{self, ioctl_int, O_NONBLOCK};
-use xnu_sim::{ifnet, proc, stack, Errno};
+use xnu_sim::{netinspect, proc, stack, Errno};
 
 fn v4(payload: &[u8]) -> Vec<u8> {
     ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], payload)
@@ -46,7 +46,7 @@ fn output_while_down_is_ehostdown_o2() {
     assert_eq!(if_stats("tun1").oerrors, 1);
     assert_eq!(xnu_sim::mbuf::live_mbufs(), 0);
     assert!(
-        ifnet::taps("tun1").is_empty(),
+        netinspect::taps("tun1").is_empty(),
         "OUT-1: no tap before O1..O3 pass"
     );
     syscalls::close(fd).unwrap();
@@ -92,7 +92,7 @@ fn the_queue_holds_128_packets_then_enobufs_o4() {
     );
     let c = counters(3);
     assert_eq!((c.opackets, c.oerrors, c.queue_drops), (128, 1, 1));
-    let taps = ifnet::taps("tun3");
+    let taps = netinspect::taps("tun3");
     assert_eq!(taps.len(), 129, "OUT-1: the dropped packet was tapped");
     assert_eq!(taps[128].packet, v4(b"one too many"));
     // 128 packets live (queued), the dropped one freed (OUT-5).

@@ -8,7 +8,7 @@ use xnu_sim::abi::*;
 use xnu_sim::config::{self, Fault};
 use xnu_sim::proc::{self, Handler};
 use xnu_sim::syscalls::{self, ioctl_int, O_NONBLOCK};
-use xnu_sim::{ifnet, stack, Errno};
+use xnu_sim::{netinspect, stack, Errno};
 
 const SIGUSR1: i32 = 30;
 
@@ -108,7 +108,7 @@ fn the_units_fionbio_flag_alone_makes_reads_nonblocking_rd4() {
 }
 
 fn blocked_reader(fd: xnu_sim::Fd) -> proc::SimThread<Result<Vec<u8>, Errno>> {
-    let before = xnu_sim::sync::sleeping_threads();
+    let before = xnu_sim::sleep::sleeping_threads();
     let t = proc::spawn_thread(proc::INIT_PID, move || {
         let mut buf = vec![0u8; 2048];
         syscalls::read(fd, &mut buf).map(|n| buf[..n].to_vec())
@@ -236,7 +236,7 @@ fn a_zero_byte_write_returns_zero_w1() {
     let stats = if_stats("tun10");
     assert_eq!(syscalls::write(fd, &[]), Ok(0));
     assert_eq!(if_stats("tun10"), stats);
-    assert!(ifnet::received("tun10").is_empty());
+    assert!(netinspect::received("tun10").is_empty());
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -273,7 +273,7 @@ fn writes_above_tunmru_fail_with_eio_and_the_mtu_is_not_enforced_w2() {
     );
     assert_eq!(syscalls::write(fd, &af[..65539]), Ok(65539));
     assert_eq!(if_stats("tun11").ierrors, 2);
-    assert_eq!(ifnet::received("tun11").len(), 3);
+    assert_eq!(netinspect::received("tun11").len(), 3);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -293,7 +293,7 @@ fn short_af_mode_writes_w3_and_header_only_writes_w7() {
     assert_eq!(syscalls::write(fd, &[0, 0, 0, 2]), Ok(4));
     assert_eq!(if_stats("tun12").iqdrops, 1);
     assert_eq!(counters(12).iqdrops, 1);
-    assert!(ifnet::received("tun12").is_empty());
+    assert!(netinspect::received("tun12").is_empty());
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -310,7 +310,7 @@ fn mbuf_exhaustion_is_enobufs_with_nothing_leaked_w4() {
     assert_eq!(config::faults_fired(Fault::MbufAlloc), 1);
     assert_eq!(xnu_sim::mbuf::live_mbufs(), 0);
     assert_eq!(if_stats("tun13").ierrors, 1);
-    assert!(ifnet::received("tun13").is_empty());
+    assert!(netinspect::received("tun13").is_empty());
     // One allocation per write: the family word shares the packet's chain. The next
     // allocation failing is again the packet's own.
     config::fail_nth(Fault::MbufAlloc, 1);
@@ -344,7 +344,7 @@ fn writes_while_down_are_dropped_and_counted_w8() {
     let fd = open_unit(15);
     let p = v4(b"nobody home");
     assert_eq!(syscalls::write(fd, &p), Ok(p.len()));
-    assert!(ifnet::received("tun15").is_empty());
+    assert!(netinspect::received("tun15").is_empty());
     assert_eq!(if_stats("tun15").iqdrops, 1);
     assert_eq!(if_stats("tun15").ierrors, 0);
     assert_eq!(xnu_sim::mbuf::live_mbufs(), 0);
@@ -364,12 +364,12 @@ fn an_accepted_write_is_counted_and_delivered_w9() {
     let mut w = vec![0, 0, 0, 2];
     w.extend_from_slice(&p);
     assert_eq!(syscalls::write(fd, &w), Ok(w.len()));
-    assert_eq!(ifnet::received("tun0"), vec![(AF_INET, p.clone())]);
+    assert_eq!(netinspect::received("tun0"), vec![(AF_INET, p.clone())]);
     let s = if_stats("tun0");
     assert_eq!((s.ipackets, s.ibytes), (1, p.len() as u64));
     let c = counters(0);
     assert_eq!((c.ipackets, c.ibytes), (1, p.len() as u64));
-    assert_eq!(ifnet::stack_drops("tun0"), 0, "demux found PF_INET");
+    assert_eq!(netinspect::stack_drops("tun0"), 0, "demux found PF_INET");
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -385,8 +385,8 @@ fn writes_never_sleep_wr2() {
     for _ in 0..300 {
         assert_eq!(syscalls::write(fd, &p), Ok(p.len()));
     }
-    assert_eq!(xnu_sim::sync::sleeping_threads(), 0);
-    assert_eq!(ifnet::received("tun1").len(), 300);
+    assert_eq!(xnu_sim::sleep::sleeping_threads(), 0);
+    assert_eq!(netinspect::received("tun1").len(), 300);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -399,7 +399,7 @@ fn the_ip_header_is_not_validated_wr3() {
     let fd = open_unit(2);
     configure("tun2");
     assert_eq!(syscalls::write(fd, &[0x45]), Ok(1));
-    assert_eq!(ifnet::received("tun2"), vec![(AF_INET, vec![0x45])]);
+    assert_eq!(netinspect::received("tun2"), vec![(AF_INET, vec![0x45])]);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -416,10 +416,10 @@ fn writev_and_readv_carry_one_packet() {
         syscalls::writev(fd, &[&p[..10], &p[10..11], &p[11..]]),
         Ok(p.len())
     );
-    assert_eq!(ifnet::received("tun3"), vec![(AF_INET, p.clone())]);
+    assert_eq!(netinspect::received("tun3"), vec![(AF_INET, p.clone())]);
     ioctl_int(fd, TUNSIFHEAD, 1).unwrap();
     assert_eq!(syscalls::writev(fd, &[&[0, 0, 0, 2], &p]), Ok(p.len() + 4));
-    assert_eq!(ifnet::received("tun3").len(), 2);
+    assert_eq!(netinspect::received("tun3").len(), 2);
     send_ipv4("tun3", &p).unwrap();
     send_ipv4("tun3", &p).unwrap();
     let mut hdr = [0u8; 4];

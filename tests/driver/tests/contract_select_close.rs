@@ -7,7 +7,7 @@ use tunnel::ioctl::{FIONREAD, TUNGIFHEAD, TUNSDEBUG, TUNSIFHEAD, TUNSIFMODE};
 use xnu_sim::abi::*;
 use xnu_sim::config::{self, Fault};
 use xnu_sim::syscalls::{self, ioctl_int, O_ASYNC, O_NONBLOCK};
-use xnu_sim::{ifnet, proc, socket, stack, Errno};
+use xnu_sim::{netinspect, proc, socket, stack, Errno};
 
 const ZERO: Option<Duration> = Some(Duration::ZERO);
 
@@ -113,11 +113,15 @@ fn close_restores_every_creation_default() {
     send_ipv4("tun4", &p).unwrap();
     let before = counters(4);
     syscalls::close(fd).unwrap();
-    let i = ifnet::interface("tun4").unwrap();
+    let i = netinspect::interface("tun4").unwrap();
     assert!(i.addresses.is_empty(), "step 4: {:?}", i.addresses);
     assert_eq!(i.flags, IFF_POINTOPOINT | IFF_MULTICAST, "steps 3, 5");
     assert_eq!((i.mtu, i.baudrate), (1500, 0));
-    assert_eq!(i.state, ifnet::IfState::Attached, "step 7: stays attached");
+    assert_eq!(
+        i.state,
+        netinspect::IfState::Attached,
+        "step 7: stays attached"
+    );
     assert_eq!(if_status("tun4"), "\tclosed\n", "pid cleared");
     assert_eq!(xnu_sim::mbuf::live_mbufs(), 0, "step 2: queue purged");
     assert_eq!(counters(4), before, "counters kept, not adjusted");
@@ -154,13 +158,13 @@ fn address_removal_failures_are_counted_and_close_succeeds() {
     config::fail_nth(Fault::SockSocket, 1);
     assert_eq!(syscalls::close(fd), Ok(()));
     assert_eq!(counters(5).address_removal_failures, 1);
-    assert_eq!(ifnet::interface("tun5").unwrap().addresses.len(), 1);
+    assert_eq!(netinspect::interface("tun5").unwrap().addresses.len(), 1);
     assert!(xnu_sim::log::log_lines()
         .iter()
         .any(|l| l.contains("tun5") && l.contains("family 30")));
     let fd = open_unit(5);
     syscalls::close(fd).unwrap();
-    assert!(ifnet::interface("tun5").unwrap().addresses.is_empty());
+    assert!(netinspect::interface("tun5").unwrap().addresses.is_empty());
     assert_eq!(xnu_sim::leaks().sockets, 0);
     unload_clean();
 }

@@ -4,7 +4,7 @@ use driver_tests::*;
 use std::time::Duration;
 use xnu_sim::abi::*;
 use xnu_sim::syscalls::{self, O_NONBLOCK};
-use xnu_sim::{ifnet, proc, stack, Errno};
+use xnu_sim::{netinspect, proc, stack, Errno};
 
 /// W9, WR-1: a raw IPv4 packet written to /dev/tun0 reaches the stack as PF_INET, counted.
 #[test]
@@ -14,8 +14,11 @@ fn raw_ipv4_write_reaches_the_stack_as_inet() {
     configure("tun0");
     let packet = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], b"hello, stack");
     assert_eq!(syscalls::write(fd, &packet), Ok(packet.len()));
-    assert_eq!(ifnet::received("tun0"), vec![(AF_INET, packet.clone())]);
-    let stats = ifnet::interface("tun0").unwrap().stats;
+    assert_eq!(
+        netinspect::received("tun0"),
+        vec![(AF_INET, packet.clone())]
+    );
+    let stats = netinspect::interface("tun0").unwrap().stats;
     assert_eq!((stats.ipackets, stats.ibytes), (1, packet.len() as u64));
     syscalls::close(fd).unwrap();
     unload_clean();
@@ -32,7 +35,7 @@ fn stack_output_is_read_back_byte_for_byte() {
     let mut buf = vec![0u8; 4096];
     let n = syscalls::read(fd, &mut buf).unwrap();
     assert_eq!(&buf[..n], &packet[..]);
-    let stats = ifnet::interface("tun0").unwrap().stats;
+    let stats = netinspect::interface("tun0").unwrap().stats;
     assert_eq!((stats.opackets, stats.obytes), (1, packet.len() as u64));
     syscalls::close(fd).unwrap();
     unload_clean();
@@ -71,7 +74,7 @@ fn blocking_read_wakes_on_enqueue() {
     });
     // The reader is asleep in the driver before the packet arrives.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while xnu_sim::sync::sleeping_threads() == 0 {
+    while xnu_sim::sleep::sleeping_threads() == 0 {
         assert!(std::time::Instant::now() < deadline, "reader never slept");
         std::thread::sleep(Duration::from_millis(1));
     }

@@ -37,13 +37,13 @@ fn every_row_of_the_errno_table() {
         let fd = open_unit(0);
         syscalls::close(fd).unwrap();
         let dev = devices::node("tun0").unwrap().dev;
-        let hold = xnu_sim::sync::hold_sleepers();
+        let hold = xnu_sim::sleep::hold_sleepers();
         let unload = proc::spawn_thread(proc::KERNEL_PID, xnu_sim::kextunload);
-        while !unload.is_finished() && xnu_sim::sync::sleeping_threads() == 0 {
+        while !unload.is_finished() && xnu_sim::sleep::sleeping_threads() == 0 {
             std::thread::yield_now();
         }
         if !unload.is_finished() {
-            let rc = tunnel::kpi::entry::tun_dev_open(dev, O_RDWR, S_IFCHR, std::ptr::null_mut());
+            let rc = tunnel::entry::tun_dev_open(dev, O_RDWR, S_IFCHR, std::ptr::null_mut());
             t.row(4, Errno(rc), Errno::ENXIO);
             caught = true;
         }

@@ -10,7 +10,7 @@ use driver_tests::*;
 use xnu_sim::abi::{AF_INET, AF_INET6};
 use xnu_sim::config::{clear_faults, fail_nth, fail_nth_call, fail_with_probability, faults_fired};
 use xnu_sim::syscalls::{self, O_NONBLOCK, O_RDWR};
-use xnu_sim::{devices, ifnet, stack, Errno, Fault, KextError};
+use xnu_sim::{devices, netinspect, stack, Errno, Fault, KextError};
 
 fn up4(tag: u8) -> Vec<u8> {
     ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], &[tag; 32])
@@ -27,17 +27,17 @@ fn write_path_mbuf_failure_at_each_site_is_enobufs_and_leaks_nothing() {
     configure("tun0");
     let mut site = 1;
     loop {
-        let before = ifnet::interface("tun0").unwrap().stats;
+        let before = netinspect::interface("tun0").unwrap().stats;
         let fired = faults_fired(Fault::MbufAlloc);
         fail_nth(Fault::MbufAlloc, site);
         let packet = up4(site as u8);
         let result = syscalls::write(fd, &packet);
         clear_faults();
-        let after = ifnet::interface("tun0").unwrap().stats;
+        let after = netinspect::interface("tun0").unwrap().stats;
         if faults_fired(Fault::MbufAlloc) == fired {
             // Past the last site: the write went through.
             assert_eq!(result, Ok(packet.len()), "W9 once no allocation fails");
-            assert_eq!(ifnet::take_received("tun0"), vec![(AF_INET, packet)]);
+            assert_eq!(netinspect::take_received("tun0"), vec![(AF_INET, packet)]);
             break;
         }
         assert_eq!(result, Err(Errno::ENOBUFS), "site {site}: W4, errno #16");
@@ -46,7 +46,7 @@ fn write_path_mbuf_failure_at_each_site_is_enobufs_and_leaks_nothing() {
             after.ipackets, before.ipackets,
             "site {site}: nothing input"
         );
-        assert!(ifnet::take_received("tun0").is_empty(), "site {site}");
+        assert!(netinspect::take_received("tun0").is_empty(), "site {site}");
         assert_eq!(
             xnu_sim::leaks().mbufs,
             0,
@@ -55,7 +55,7 @@ fn write_path_mbuf_failure_at_each_site_is_enobufs_and_leaks_nothing() {
         // And the very next write works.
         let again = up4(0xee);
         assert_eq!(syscalls::write(fd, &again), Ok(again.len()), "site {site}");
-        assert_eq!(ifnet::take_received("tun0"), vec![(AF_INET, again)]);
+        assert_eq!(netinspect::take_received("tun0"), vec![(AF_INET, again)]);
         site += 1;
         assert!(site < 10, "the write path never stopped allocating");
     }
@@ -148,7 +148,7 @@ fn random_mbuf_and_copy_faults_under_traffic_give_documented_errnos_only() {
         }
     }
     clear_faults();
-    let stats = ifnet::interface("tun2").unwrap().stats;
+    let stats = netinspect::interface("tun2").unwrap().stats;
     assert_eq!(stats.ierrors, write_errors, "W4/W5 count input errors");
     assert_eq!(
         stats.ipackets,
@@ -183,7 +183,7 @@ fn first_open_failure_at_each_step_is_enomem_and_the_next_open_completes() {
                 Ok(fd) => fd,
                 Err(e) => {
                     assert_eq!(e, Errno::ENOMEM, "step {step}: U-5, errno #6");
-                    let info = ifnet::interface("tun3");
+                    let info = netinspect::interface("tun3");
                     assert!(info.is_none(), "step {step}: no interface: {info:?}");
                     assert_eq!(xnu_sim::leaks().mbufs, 0);
                     if !complete {
@@ -193,12 +193,12 @@ fn first_open_failure_at_each_step_is_enomem_and_the_next_open_completes() {
                     open_unit(3) // the unit stayed closed, so this is no EBUSY
                 }
             };
-            let info = ifnet::interface("tun3").unwrap();
+            let info = netinspect::interface("tun3").unwrap();
             assert!(info.protocols.is_empty(), "step {step}: U-8, none at open");
             assert_eq!(info.bpf.map(|b| b.1), Some(4), "U-9");
             configure("tun3");
             assert_eq!(
-                ifnet::interface("tun3").unwrap().protocols,
+                netinspect::interface("tun3").unwrap().protocols,
                 vec![AF_INET, AF_INET6],
                 "step {step}: plumbed by the addresses"
             );
@@ -259,7 +259,7 @@ fn copy_faults_are_efault_and_free_the_packet() {
     configure("tun4");
     fail_nth(Fault::CopyIn, 1);
     assert_eq!(syscalls::write(fd, &up4(1)), Err(Errno::EFAULT), "W5");
-    assert_eq!(ifnet::interface("tun4").unwrap().stats.ierrors, 1);
+    assert_eq!(netinspect::interface("tun4").unwrap().stats.ierrors, 1);
     assert_eq!(xnu_sim::leaks().mbufs, 0, "W5: chain freed");
     let out = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], b"lost to a fault");
     stack::output("tun4", AF_INET, &sockaddr_in([10, 0, 0, 2]), &out).unwrap();

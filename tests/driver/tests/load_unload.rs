@@ -3,7 +3,7 @@
 use driver_tests::*;
 use xnu_sim::abi::*;
 use xnu_sim::syscalls::{self, O_RDWR};
-use xnu_sim::{devices, ifnet, Errno, KextError};
+use xnu_sim::{devices, netinspect, Errno, KextError};
 
 /// U-1, LD-2, LD-4: sixteen character nodes, root:wheel 0600, one major, minor = unit; no ifnet.
 #[test]
@@ -30,14 +30,17 @@ fn load_creates_16_nodes_and_no_interface() {
         assert_eq!(minor(node.dev), n);
     }
     assert_eq!(
-        ifnet::if_nametoindex("tun0"),
+        netinspect::if_nametoindex("tun0"),
         0,
         "U-1/LD-4: no ifnet before the first open"
     );
-    assert!(ifnet::interface("tun0").is_none());
-    assert_eq!(ifnet::plumber_calls(), 2, "LD-4/U-8: the two plumbers");
+    assert!(netinspect::interface("tun0").is_none());
+    assert_eq!(netinspect::plumber_calls(), 2, "LD-4/U-8: the two plumbers");
     for family in [AF_INET, AF_INET6] {
-        assert!(xnu_sim::plumber::is_registered(family, IFNET_FAMILY_TUN));
+        assert!(xnu_sim::netinspect::is_plumber_registered(
+            family,
+            IFNET_FAMILY_TUN
+        ));
     }
     unload_clean();
 }
@@ -47,8 +50,8 @@ fn load_creates_16_nodes_and_no_interface() {
 fn first_open_attaches_tun0() {
     boot_and_load();
     let fd = open_unit(0);
-    let info = ifnet::interface("tun0").expect("tun0 attached");
-    assert_eq!(info.state, ifnet::IfState::Attached);
+    let info = netinspect::interface("tun0").expect("tun0 attached");
+    assert_eq!(info.state, netinspect::IfState::Attached);
     assert_eq!(info.unit, 0);
     assert_eq!(info.uniqueid, b"tun0");
     assert_eq!(info.family, IFNET_FAMILY_TUN);
@@ -67,12 +70,15 @@ fn first_open_attaches_tun0() {
     assert!(info.protocols.is_empty(), "U-8: no protocol at open");
     configure("tun0");
     assert_eq!(
-        ifnet::interface("tun0").unwrap().protocols,
+        netinspect::interface("tun0").unwrap().protocols,
         vec![AF_INET, AF_INET6],
         "U-8: PF_INET and PF_INET6 plumbed by the first address of each family"
     );
-    assert_ne!(ifnet::if_nametoindex("tun0"), 0);
-    assert!(ifnet::interface("tun1").is_none(), "other units untouched");
+    assert_ne!(netinspect::if_nametoindex("tun0"), 0);
+    assert!(
+        netinspect::interface("tun1").is_none(),
+        "other units untouched"
+    );
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -82,14 +88,14 @@ fn first_open_attaches_tun0() {
 fn interface_persists_after_close_with_the_same_index() {
     boot_and_load();
     let fd = open_unit(3);
-    let index = ifnet::if_nametoindex("tun3");
+    let index = netinspect::if_nametoindex("tun3");
     syscalls::close(fd).unwrap();
     assert_eq!(
-        ifnet::interface("tun3").unwrap().state,
-        ifnet::IfState::Attached
+        netinspect::interface("tun3").unwrap().state,
+        netinspect::IfState::Attached
     );
     let fd = open_unit(3);
-    assert_eq!(ifnet::if_nametoindex("tun3"), index);
+    assert_eq!(netinspect::if_nametoindex("tun3"), index);
     syscalls::close(fd).unwrap();
     unload_clean();
 }
@@ -129,7 +135,7 @@ fn bad_opens_fail_with_the_documented_errno() {
     assert_eq!(syscalls::open("/dev/tun0", O_RDWR), Err(Errno::EACCES));
     xnu_sim::proc::set_current_pid(xnu_sim::proc::INIT_PID);
     assert!(
-        ifnet::interface("tun0").is_none(),
+        netinspect::interface("tun0").is_none(),
         "U-2: the driver was never called"
     );
     unload_clean();
@@ -141,10 +147,10 @@ fn unload_while_open_is_refused_and_changes_nothing() {
     boot_and_load();
     let fd = open_unit(5);
     configure("tun5");
-    let before = ifnet::interface("tun5").unwrap();
+    let before = netinspect::interface("tun5").unwrap();
     let nodes = devices::node_names();
     assert_eq!(xnu_sim::kextunload(), Err(KextError::Busy));
-    let after = ifnet::interface("tun5").unwrap();
+    let after = netinspect::interface("tun5").unwrap();
     assert_eq!(devices::node_names(), nodes, "nodes unchanged");
     assert_eq!(
         (after.flags, after.mtu, after.index, after.state),
@@ -154,7 +160,7 @@ fn unload_while_open_is_refused_and_changes_nothing() {
     // The holder's descriptor still works.
     let packet = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], b"still here");
     assert_eq!(syscalls::write(fd, &packet), Ok(packet.len()));
-    assert_eq!(ifnet::received("tun5").len(), 1);
+    assert_eq!(netinspect::received("tun5").len(), 1);
     assert_eq!(
         syscalls::open("/dev/tun6", O_RDWR).map(syscalls::close),
         Ok(Ok(())),
@@ -180,7 +186,7 @@ fn unload_after_close_leaves_no_leak_and_no_node() {
     assert!(devices::node_names().is_empty());
     for n in [0, 7, 15] {
         assert!(
-            ifnet::interface(&format!("tun{n}")).is_none(),
+            netinspect::interface(&format!("tun{n}")).is_none(),
             "ST-3: tun{n} detached and released"
         );
     }
@@ -198,7 +204,7 @@ fn load_open_traffic_close_unload_100_times() {
         configure(&name);
         let up = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], &[cycle as u8; 40]);
         assert_eq!(syscalls::write(fd, &up), Ok(up.len()));
-        assert_eq!(ifnet::take_received(&name), vec![(AF_INET, up)]);
+        assert_eq!(netinspect::take_received(&name), vec![(AF_INET, up)]);
         let down = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], &[!(cycle as u8); 60]);
         xnu_sim::stack::output(&name, AF_INET, &sockaddr_in([10, 0, 0, 2]), &down).unwrap();
         let mut buf = [0u8; 2000];

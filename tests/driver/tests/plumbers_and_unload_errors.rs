@@ -6,7 +6,7 @@ use driver_tests::*;
 use xnu_sim::abi::*;
 use xnu_sim::config::{clear_faults, fail_nth, Fault};
 use xnu_sim::syscalls::{self, O_NONBLOCK};
-use xnu_sim::{devices, ifnet, stack, Errno, KextError};
+use xnu_sim::{devices, netinspect, stack, Errno, KextError};
 
 extern "C" {
     fn proto_unregister_plumber(pf: u32, family: u32);
@@ -34,22 +34,22 @@ fn openvpn_ipv6_sequence_works_end_to_end_through_the_plumber() {
     let fd = open_unit(0);
     syscalls::fcntl_setfl(fd, O_NONBLOCK).unwrap();
     assert!(
-        ifnet::interface("tun0").unwrap().protocols.is_empty(),
+        netinspect::interface("tun0").unwrap().protocols.is_empty(),
         "U-8"
     );
     stack::add_address("tun0", AF_INET6, &V6_LOCAL).expect("ifconfig inet6");
     stack::set_mtu("tun0", 1400).unwrap();
     stack::set_flags("tun0", IFF_UP, 0).unwrap();
-    let info = ifnet::interface("tun0").unwrap();
+    let info = netinspect::interface("tun0").unwrap();
     assert_eq!(info.protocols, vec![AF_INET6]);
     assert_eq!(
-        ifnet::inet6_setups("tun0"),
+        netinspect::inet6_setups("tun0"),
         1,
         "IPv6 set-up after the plumber's 0"
     );
     let inbound = ipv6_udp(V6_PEER, V6_LOCAL, b"in");
     assert_eq!(syscalls::write(fd, &inbound), Ok(inbound.len()));
-    assert_eq!(ifnet::take_received("tun0"), vec![(AF_INET6, inbound)]);
+    assert_eq!(netinspect::take_received("tun0"), vec![(AF_INET6, inbound)]);
     let outbound = ipv6_udp(V6_LOCAL, V6_PEER, b"out");
     send_ipv6("tun0", &outbound).unwrap();
     assert_eq!(read_one(fd), outbound);
@@ -73,7 +73,7 @@ fn without_the_plumbers_the_ipv6_add_is_enxio() {
         Err(Errno::ENXIO)
     );
     stack::add_address("tun1", AF_INET, &[10, 0, 0, 1]).expect("IPv4 goes on");
-    assert!(ifnet::interface("tun1").unwrap().protocols.is_empty());
+    assert!(netinspect::interface("tun1").unwrap().protocols.is_empty());
     syscalls::close(fd).unwrap();
     assert_eq!(xnu_sim::kextunload(), Ok(()));
 }
@@ -84,7 +84,7 @@ fn without_the_plumbers_the_ipv6_add_is_enxio() {
 fn a_second_tun_driver_makes_load_fail_cleanly() {
     boot();
     for family in [AF_INET6, AF_INET] {
-        ifnet::register_foreign_plumber(family, IFNET_FAMILY_TUN);
+        netinspect::register_foreign_plumber(family, IFNET_FAMILY_TUN);
         match xnu_sim::kextload(kmod()) {
             Err(KextError::StartFailed(leaks)) => assert!(leaks.is_clean(), "{leaks:?}"),
             other => panic!("load with a foreign plumber for {family}: {other:?}"),
@@ -123,7 +123,7 @@ fn a_1500_byte_write_is_one_mbuf() {
             1,
             "{len} bytes: one mbuf"
         );
-        assert_eq!(ifnet::take_received("tun2"), vec![(AF_INET, packet)]);
+        assert_eq!(netinspect::take_received("tun2"), vec![(AF_INET, packet)]);
     }
     syscalls::close(fd).unwrap();
     unload_clean();
@@ -160,7 +160,7 @@ fn output_takes_raw_and_unspec_packets_out6() {
     assert_eq!(if_stats("tun3").oerrors, oerrors + 2, "O3 twice");
     // BPF sees the 4-byte family word, and the queue holds the bare packet.
     send_ipv4("tun3", &p4).unwrap();
-    let tap = ifnet::taps("tun3").pop().unwrap();
+    let tap = netinspect::taps("tun3").pop().unwrap();
     assert_eq!(
         (tap.header, tap.packet.clone()),
         (AF_INET.to_ne_bytes().to_vec(), p4.clone())
@@ -178,7 +178,7 @@ fn round_trip(n: usize) {
     configure(&name);
     let p = v4(b"alive");
     assert_eq!(syscalls::write(fd, &p), Ok(p.len()));
-    assert_eq!(ifnet::take_received(&name), vec![(AF_INET, p)]);
+    assert_eq!(netinspect::take_received(&name), vec![(AF_INET, p)]);
     let q = ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], b"back");
     send_ipv4(&name, &q).unwrap();
     assert_eq!(read_one(fd), q);
@@ -211,13 +211,17 @@ fn a_failed_detach_keeps_the_interface_and_the_driver() {
             load();
         }
         round_trip(5);
-        let index = ifnet::if_nametoindex("tun5");
+        let index = netinspect::if_nametoindex("tun5");
         fail_nth(fault, 1);
         assert_eq!(xnu_sim::kextunload(), Err(KextError::Busy), "{fault:?}");
         clear_faults();
-        let info = ifnet::interface("tun5").expect("not released");
-        assert_eq!(info.state, ifnet::IfState::Attached, "{fault:?}");
-        assert_eq!(ifnet::if_nametoindex("tun5"), index, "the same interface");
+        let info = netinspect::interface("tun5").expect("not released");
+        assert_eq!(info.state, netinspect::IfState::Attached, "{fault:?}");
+        assert_eq!(
+            netinspect::if_nametoindex("tun5"),
+            index,
+            "the same interface"
+        );
         assert_eq!(devices::node_names().len(), 16, "{fault:?}: nodes are back");
         round_trip(5);
         unload_clean();

@@ -10,7 +10,7 @@ use driver_tests::*;
 use std::time::Duration;
 use xnu_sim::abi::{AF_INET, AF_INET6};
 use xnu_sim::syscalls;
-use xnu_sim::{devices, ifnet, stack, KextError};
+use xnu_sim::{devices, netinspect, stack, KextError};
 
 /// ST-5: the full lifecycle, repeated; every unload attempt while a unit is open is refused
 /// with nothing changed, every clean unload leaves nothing behind.
@@ -38,7 +38,7 @@ fn load_open_all_traffic_close_unload_cycles_leak_nothing() {
                     assert_eq!(syscalls::write(fd, &up4), Ok(up4.len()), "W9");
                     assert_eq!(syscalls::write(fd, &up6), Ok(up6.len()), "W9");
                     assert_eq!(
-                        ifnet::take_received(&name),
+                        netinspect::take_received(&name),
                         vec![(AF_INET, up4), (AF_INET6, up6)],
                         "W9, WR-1: both reach the stack, in order, as written"
                     );
@@ -60,7 +60,7 @@ fn load_open_all_traffic_close_unload_cycles_leak_nothing() {
         packets += 64;
         // ST-1: refused, and nothing changed.
         let nodes = devices::node_names();
-        let index = ifnet::if_nametoindex("tun7");
+        let index = netinspect::if_nametoindex("tun7");
         assert_eq!(
             xnu_sim::kextunload(),
             Err(KextError::Busy),
@@ -73,7 +73,7 @@ fn load_open_all_traffic_close_unload_cycles_leak_nothing() {
             "cycle {cycle}: nodes unchanged"
         );
         assert_eq!(
-            ifnet::if_nametoindex("tun7"),
+            netinspect::if_nametoindex("tun7"),
             index,
             "cycle {cycle}: tun7 kept"
         );
@@ -84,7 +84,7 @@ fn load_open_all_traffic_close_unload_cycles_leak_nothing() {
         assert_no_leaks(&format!("cycle {cycle}"));
         assert!(devices::node_names().is_empty(), "cycle {cycle}: no node");
         assert!(
-            ifnet::interface("tun0").is_none(),
+            netinspect::interface("tun0").is_none(),
             "cycle {cycle}: released"
         );
     }

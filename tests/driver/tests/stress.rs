@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use xnu_sim::abi::AF_INET;
 use xnu_sim::syscalls::{self, O_RDWR};
-use xnu_sim::{devices, ifnet, stack, Errno, Fd, KextError};
+use xnu_sim::{devices, netinspect, stack, Errno, Fd, KextError};
 
 /// Generous bound for any thread to finish once released: far above the perturbation delays.
 const BOUND: Duration = Duration::from_secs(8);
@@ -70,9 +70,9 @@ fn readers_writers_injectors_ioctls_close_and_unload_race_without_loss_hang_or_l
         for &u in &units {
             configure(&name(u));
         }
-        let before: HashMap<usize, ifnet::IfStats> = units
+        let before: HashMap<usize, netinspect::IfStats> = units
             .iter()
-            .map(|&u| (u, ifnet::interface(&name(u)).unwrap().stats))
+            .map(|&u| (u, netinspect::interface(&name(u)).unwrap().stats))
             .collect();
         let seen: Arc<Vec<Mutex<Seen>>> =
             Arc::new(units.iter().map(|_| Mutex::new(Seen::default())).collect());
@@ -224,7 +224,7 @@ fn readers_writers_injectors_ioctls_close_and_unload_race_without_loss_hang_or_l
         // Invariants, per unit.
         for (k, &u) in units.iter().enumerate() {
             let s = seen[k].lock().unwrap();
-            let after = ifnet::interface(&name(u)).unwrap().stats;
+            let after = netinspect::interface(&name(u)).unwrap().stats;
             let b = before[&u];
             let mut once = HashSet::new();
             for id in &s.read {
@@ -245,7 +245,7 @@ fn readers_writers_injectors_ioctls_close_and_unload_race_without_loss_hang_or_l
                 s.out_nobufs + s.out_hostdown,
                 "tun{u}: O1..O4 oerrors = outputs refused"
             );
-            let received: Vec<u64> = ifnet::take_received(&name(u))
+            let received: Vec<u64> = netinspect::take_received(&name(u))
                 .into_iter()
                 .map(|(family, bytes)| {
                     assert_eq!(family, AF_INET);
@@ -391,7 +391,7 @@ fn every_enqueue_wakes_a_sleeping_reader_and_selector() {
                 Err(_) => panic!(
                     "lost wake-up: packet {id} queued but a reader is still asleep \
                      (sleepers: {}, got {got:?})",
-                    xnu_sim::sync::sleeping_threads()
+                    xnu_sim::sleep::sleeping_threads()
                 ),
             }
         }
@@ -434,7 +434,7 @@ fn close_releases_every_sleeper_and_refused_unloads_leave_them_asleep() {
     }
     // Everyone asleep (16 readers in msleep; the selects poll, then wait).
     let deadline = std::time::Instant::now() + BOUND;
-    while xnu_sim::sync::sleeping_threads() < 16 {
+    while xnu_sim::sleep::sleeping_threads() < 16 {
         assert!(std::time::Instant::now() < deadline, "readers never slept");
         std::thread::sleep(Duration::from_millis(1));
     }

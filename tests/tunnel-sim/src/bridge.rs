@@ -1,6 +1,6 @@
 //! The "IP stack" role: packets the Linux stack routes into a real tun device go to the
 //! driver's interface output (`xnu_sim::stack::output`); packets the driver passes to
-//! `ifnet_input` come back through the sim's push hook (`xnu_sim::ifnet::set_input_hook`)
+//! `ifnet_input` come back through the sim's push hook (`xnu_sim::netinspect::set_input_hook`)
 //! and are written into the Linux device.
 
 use crate::linux_tun::LinuxTun;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 use xnu_sim::abi::{AF_INET, AF_INET6};
-use xnu_sim::{ifnet, stack};
+use xnu_sim::{netinspect, stack};
 
 /// `IFF_UP`.
 const IFF_UP: u16 = 0x1;
@@ -156,7 +156,7 @@ pub fn route(packet: &[u8]) -> Option<(u32, Vec<u8>)> {
 pub fn configure_sim_interface(unit: usize) {
     let name = format!("tun{unit}");
     let a = addrs(unit);
-    let have = ifnet::interface(&name)
+    let have = netinspect::interface(&name)
         .map(|i| i.addresses)
         .unwrap_or_default();
     if !have.iter().any(|(f, _)| *f == AF_INET) {
@@ -185,7 +185,7 @@ impl Bridge {
         let mut pumps = Vec::new();
         for side in &sides {
             let hook_side = Arc::clone(side);
-            ifnet::set_input_hook(
+            netinspect::set_input_hook(
                 &side.sim_name(),
                 Some(Arc::new(move |_family, packet: &[u8]| {
                     let c = &hook_side.counters;
@@ -208,7 +208,7 @@ impl Bridge {
     /// Moves what BPF saw into the counters (keeps the sim's tap log from growing).
     pub fn drain_taps(&self) {
         for side in &self.sides {
-            for tap in ifnet::take_taps(&side.sim_name()) {
+            for tap in netinspect::take_taps(&side.sim_name()) {
                 let c = if tap.outbound {
                     &side.counters.bpf_out
                 } else {
@@ -244,7 +244,7 @@ impl Bridge {
             for (k, v) in rows {
                 let _ = writeln!(out, "unit{u}.{k}={v}");
             }
-            if let Some(i) = ifnet::interface(&side.sim_name()) {
+            if let Some(i) = netinspect::interface(&side.sim_name()) {
                 let s = i.stats;
                 for (k, v) in [
                     ("ipackets", s.ipackets),
@@ -270,7 +270,7 @@ impl Bridge {
             let _ = p.join();
         }
         for side in &self.sides {
-            ifnet::set_input_hook(&side.sim_name(), None);
+            netinspect::set_input_hook(&side.sim_name(), None);
         }
     }
 }

@@ -13,7 +13,7 @@ use tunnel_sim::bridge::{configure_sim_interface, route};
 use tunnel_sim::fusedev;
 use tunnel_sim::ioctl_map::bsd_to_linux;
 use xnu_sim::abi::AF_INET;
-use xnu_sim::{ifnet, stack};
+use xnu_sim::{netinspect, stack};
 
 struct Mounted {
     dir: PathBuf,
@@ -116,7 +116,7 @@ fn fuse_parked_read_is_answered_later_and_does_not_hold_up_a_write() {
     assert!(!reader.is_finished(), "the read must wait for a packet");
     let up = driver_tests::ipv4_udp([10, 66, 0, 2], [10, 66, 0, 1], b"written while parked");
     assert_eq!((&*file).write(&up).expect("write"), up.len()); // W9
-    assert_eq!(ifnet::received("tun0"), vec![(AF_INET, up)]);
+    assert_eq!(netinspect::received("tun0"), vec![(AF_INET, up)]);
     assert!(!reader.is_finished());
     let down = driver_tests::ipv4_udp([10, 66, 0, 1], [10, 66, 0, 2], &[7; 1200]);
     send("tun0", &down);

@@ -9,12 +9,12 @@ use std::time::Duration;
 use tunnel_sim::bridge::{configure_sim_interface, route};
 use tunnel_sim::relay::{InProcRelay, Transport};
 use xnu_sim::abi::{AF_INET, AF_INET6};
-use xnu_sim::{ifnet, stack};
+use xnu_sim::{netinspect, stack};
 
 fn hook(name: &str) -> mpsc::Receiver<(u32, Vec<u8>)> {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    ifnet::set_input_hook(
+    netinspect::set_input_hook(
         name,
         Some(Arc::new(move |family, packet: &[u8]| {
             let _ = tx.lock().unwrap().send((family, packet.to_vec()));
@@ -54,7 +54,7 @@ fn inproc_relay_carries_ipv4_and_ipv6_both_ways_through_the_driver() {
         );
     }
     for name in ["tun0", "tun1"] {
-        let s = ifnet::interface(name).unwrap().stats;
+        let s = netinspect::interface(name).unwrap().stats;
         let bytes = (v4.len() + v6.len()) as u64;
         assert_eq!(
             (s.opackets, s.obytes, s.oerrors),
@@ -68,8 +68,8 @@ fn inproc_relay_carries_ipv4_and_ipv6_both_ways_through_the_driver() {
         );
     }
     relay.stop();
-    ifnet::set_input_hook("tun0", None);
-    ifnet::set_input_hook("tun1", None);
+    netinspect::set_input_hook("tun0", None);
+    netinspect::set_input_hook("tun1", None);
     driver_tests::unload_clean();
 }
 
@@ -83,10 +83,10 @@ fn input_hook_removed_falls_back_to_capture() {
     let p = driver_tests::ipv4_udp([10, 66, 0, 2], [10, 66, 0, 1], b"hooked");
     xnu_sim::syscalls::write(fd, &p).unwrap();
     assert_eq!(rx.try_recv().unwrap(), (AF_INET, p.clone()));
-    assert!(ifnet::received("tun0").is_empty());
-    ifnet::set_input_hook("tun0", None);
+    assert!(netinspect::received("tun0").is_empty());
+    netinspect::set_input_hook("tun0", None);
     xnu_sim::syscalls::write(fd, &p).unwrap();
-    assert_eq!(ifnet::received("tun0"), vec![(AF_INET, p)]);
+    assert_eq!(netinspect::received("tun0"), vec![(AF_INET, p)]);
     xnu_sim::syscalls::close(fd).unwrap();
     driver_tests::unload_clean();
 }

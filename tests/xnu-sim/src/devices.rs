@@ -75,7 +75,8 @@ fn with<R>(f: impl FnOnce(&mut Devices) -> R) -> R {
 /// # Safety
 /// `csw` points to 112 readable bytes.
 unsafe fn bytes_at(csw: *const cdevsw) -> [u8; 112] {
-    std::ptr::read_unaligned(csw.cast::<[u8; 112]>())
+    // SAFETY: the caller's contract: 112 readable bytes; no alignment is assumed.
+    unsafe { std::ptr::read_unaligned(csw.cast::<[u8; 112]>()) }
 }
 
 /// The driver's entry table registered at `major`, if any.
@@ -143,7 +144,8 @@ unsafe extern "C" fn cdevsw_add(index: c_int, csw: *const cdevsw) -> c_int {
     if config::should_fail(Fault::CdevswAdd) {
         return -1;
     }
-    let raw = bytes_at(csw);
+    // SAFETY: the KPI contract: `csw` points to the driver's whole `struct cdevsw`.
+    let raw = unsafe { bytes_at(csw) };
     with(|d| {
         let candidates: Vec<usize> = if index < 0 {
             let from = if index == -1 { 0 } else { (-index) as usize };
@@ -169,7 +171,8 @@ unsafe extern "C" fn cdevsw_remove(index: c_int, csw: *const cdevsw) -> c_int {
     if config::should_fail(Fault::CdevswRemove) {
         return -1;
     }
-    let given = bytes_at(csw);
+    // SAFETY: as in `cdevsw_add`.
+    let given = unsafe { bytes_at(csw) };
     with(|d| match d.cdevsw.get(index as usize) {
         Some(Slot::Kext(stored)) if *stored == given => {
             d.cdevsw[index as usize] = Slot::Free;
@@ -215,7 +218,10 @@ unsafe extern "C" fn xnusim_devfs_make_node_named(
     if config::should_fail(Fault::DevfsMakeNode) {
         return std::ptr::null_mut();
     }
-    let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+    // SAFETY: the C wrapper passes the NUL-terminated name it formatted.
+    let name = unsafe { CStr::from_ptr(name) }
+        .to_string_lossy()
+        .into_owned();
     with(|d| {
         if d.nodes.contains_key(&name) {
             return std::ptr::null_mut();

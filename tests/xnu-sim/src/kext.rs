@@ -48,8 +48,8 @@ impl LeakReport {
 
 /// What the kernel holds now.
 pub fn leaks() -> LeakReport {
-    let (mutexes, lock_groups, lock_group_attrs, lock_attrs) = crate::sync::live_locks();
-    let (ifnets, ifnets_detaching) = crate::ifnet::live_ifnets();
+    let (mutexes, lock_groups, lock_group_attrs, lock_attrs) = crate::locks::live_locks();
+    let (ifnets, ifnets_detaching) = crate::net::kpi_interface::live_ifnets();
     let (cdevsw_slots, devfs_nodes) = crate::devices::live_registrations();
     LeakReport {
         mbufs: crate::mbuf::live_mbufs(),
@@ -61,11 +61,11 @@ pub fn leaks() -> LeakReport {
         ifnets_detaching,
         devfs_nodes,
         cdevsw_slots,
-        select_records: crate::sync::live_select_records(),
+        select_records: crate::select::live_select_records(),
         proc_refs: proc::outstanding_refs(),
         sockets: crate::socket::live_sockets(),
-        address_lists: crate::ifaddr::live_address_lists(),
-        plumbers: crate::plumber::live_kext_plumbers(),
+        address_lists: crate::net::ifaddr::live_address_lists(),
+        plumbers: crate::net::kpi_protocol::live_kext_plumbers(),
     }
 }
 
@@ -173,6 +173,8 @@ pub fn kextload(ki: *mut kmod_info) -> Result<(), KextError> {
     info.size = 0x10000;
     info.hdr_size = 0x1000;
     let ki_addr = ki as usize;
+    // SAFETY: the kext's own start routine, called once, as the loader calls it, with its
+    // kmod_info (which lives as long as the test binary) and no data.
     let rc = proc::spawn_thread(proc::KERNEL_PID, move || unsafe {
         start(ki_addr as *mut kmod_info, std::ptr::null_mut())
     })
@@ -197,6 +199,8 @@ pub fn kextunload() -> Result<(), KextError> {
     }
     // SAFETY: kmod_info of the loaded kext.
     let stop = unsafe { (*(kmod as *mut kmod_info)).stop }.expect("stop routine");
+    // SAFETY: the loaded kext's own stop routine, called as the loader calls it, with its
+    // kmod_info and no data.
     let rc = proc::spawn_thread(proc::KERNEL_PID, move || unsafe {
         stop(kmod as *mut kmod_info, std::ptr::null_mut())
     })

@@ -5,8 +5,9 @@
 //!   `cargo nextest run`, one process per test.
 //! - KPI functions are the C symbols the kext imports (`msleep`, `ifnet_input`, …); their
 //!   semantics follow `xnu-sim.md` and the XNU sources it names.
-//! - Tests drive the kext from the user side ([`syscalls`]), the network side ([`stack`],
-//!   [`ifnet`]) and the loader ([`kext`]), with Darwin errno values ([`Errno`]).
+//! - Tests drive the kext from the user side ([`syscalls`]), the network side ([`stack`]) and
+//!   the loader ([`kext`]), with Darwin errno values ([`Errno`]); they observe the network
+//!   through [`netinspect`] and sleepers through [`sleep`].
 //! - Every random choice comes from one seeded RNG ([`Config::seed`]); the seed is printed on
 //!   a kernel panic.
 
@@ -15,16 +16,17 @@ pub mod config;
 pub mod devices;
 pub mod errno;
 pub mod fasthash;
-pub mod ifaddr;
-pub mod ifnet;
 pub mod kext;
+mod locks;
 pub mod log;
 pub mod mbuf;
-pub mod plumber;
+mod net;
+pub mod netinspect;
 pub mod proc;
+mod select;
+pub mod sleep;
 pub mod socket;
 pub mod stack;
-pub mod sync;
 pub mod syscalls;
 pub mod uio;
 

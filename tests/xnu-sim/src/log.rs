@@ -37,7 +37,8 @@ fn push(line: String) {
 #[no_mangle]
 unsafe extern "C" fn xnusim_log_line(line: *const c_char) {
     push(
-        CStr::from_ptr(line)
+        // SAFETY: csrc/variadic.c passes the NUL-terminated line it formatted.
+        unsafe { CStr::from_ptr(line) }
             .to_string_lossy()
             .trim_end_matches('\n')
             .to_string(),
@@ -46,7 +47,10 @@ unsafe extern "C" fn xnusim_log_line(line: *const c_char) {
 
 #[no_mangle]
 unsafe extern "C" fn xnusim_panic_message(message: *const c_char) -> ! {
-    let message = CStr::from_ptr(message).to_string_lossy().into_owned();
+    // SAFETY: csrc/variadic.c passes the NUL-terminated message it formatted.
+    let message = unsafe { CStr::from_ptr(message) }
+        .to_string_lossy()
+        .into_owned();
     let tail: Vec<String> = log_lines().into_iter().rev().take(20).collect();
     eprintln!("kernel log tail (newest first):\n  {}", tail.join("\n  "));
     eprintln!("xnu-sim seed: {}", crate::config::config().seed);

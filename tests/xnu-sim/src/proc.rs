@@ -211,7 +211,7 @@ pub fn kill(pid: Pid, sig: i32) -> bool {
         }
         true
     });
-    crate::sync::notify_all();
+    crate::sleep::notify_all();
     posted
 }
 
@@ -220,7 +220,7 @@ pub fn kill_thread(tid: u64, sig: i32) {
     with(|p| {
         p.thread_pending.entry(tid).or_default().insert(sig);
     });
-    crate::sync::notify_all();
+    crate::sleep::notify_all();
 }
 
 /// Signals delivered to `pid` so far, in order.

@@ -79,7 +79,8 @@ unsafe extern "C" fn sock_socket(
         s.live.insert(s.next, domain);
         s.next
     });
-    *out = h as *mut c_void;
+    // SAFETY: checked non-NULL above; the KPI contract: `out` is writable.
+    unsafe { *out = h as *mut c_void };
     0
 }
 
@@ -99,13 +100,15 @@ unsafe extern "C" fn sock_ioctl(so: *mut c_void, request: c_ulong, argp: *mut c_
     if argp.is_null() {
         return Errno::EFAULT.0;
     }
-    let req = std::slice::from_raw_parts(argp.cast::<u8>(), len);
+    // SAFETY: checked non-NULL above; the KPI contract: `argp` points to the request's whole
+    // `ifreq` (32 bytes) or `in6_ifreq` (288 bytes), as `len` is for this command.
+    let req = unsafe { std::slice::from_raw_parts(argp.cast::<u8>(), len) };
     if u32::from(req[17]) != family {
         return Errno::EINVAL.0;
     }
     let name = ifr_name(req);
     let addr = req[addr_at..addr_at + addr_len].to_vec();
-    if crate::ifnet::by_name(&name).is_none() {
+    if crate::net::kpi_interface::by_name(&name).is_none() {
         return Errno::ENXIO.0;
     }
     match crate::stack::delete_address(&name, family, &addr) {

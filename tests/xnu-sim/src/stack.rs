@@ -3,9 +3,10 @@
 
 use crate::abi::*;
 use crate::errno::{check, Errno};
-use crate::ifnet::{self, with_if};
-use crate::mbuf;
-use std::ffi::{c_char, c_void};
+use crate::net::dlil::{self, call_ioctl};
+use crate::net::kpi_interface::with_if;
+use crate::net::kpi_protocol;
+use std::ffi::c_void;
 
 /// Interface ioctl numbers the generic layer issues.
 pub mod cmd {
@@ -32,8 +33,8 @@ pub mod cmd {
 /// The interface `name` while attached (or detaching), with an I/O reference held until the
 /// returned guard drops: its detach does not complete while a stack call is inside the driver
 /// (XNU dlil.c `ifnet_datamov_begin`/`ifnet_decr_iorefcnt`).
-fn attached(name: &str) -> Result<ifnet::IoRef, Errno> {
-    ifnet::io_ref(name)
+fn attached(name: &str) -> Result<dlil::IoRef, Errno> {
+    dlil::io_ref(name)
 }
 
 /// The stack sends `payload` through interface `name` toward `dest` (a sockaddr, `sa_len`
@@ -41,56 +42,8 @@ fn attached(name: &str) -> Result<ifnet::IoRef, Errno> {
 /// `dlil_output`, non-raw; the driver taps BPF itself). `ENXIO` when `family` is not attached
 /// to the interface (`find_attached_proto` found nothing).
 pub fn output(name: &str, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
-    output_through(name, family, dest, payload)
-}
-
-fn output_through(name: &str, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
     let io = attached(name)?;
-    let ifp = io.ifp();
-    let (proto, framer, output) = with_if(ifp, |i| {
-        (
-            i.protocols.get(&family).copied(),
-            i.callbacks.framer,
-            i.callbacks.output,
-        )
-    });
-    let proto = proto.ok_or(Errno::ENXIO)?;
-    let mut sa = [0u8; 128];
-    sa[..dest.len()].copy_from_slice(dest);
-    let sa = sa.as_ptr().cast::<sockaddr>();
-    let mut m = mbuf::packet_from(payload);
-    let mut frame_type = [0 as c_char; 4];
-    let mut ll_dest = [0 as c_char; 16];
-    if let Some(pre) = proto.pre_output {
-        let rc = crate::kext::in_kext(|| unsafe {
-            pre(
-                ifp,
-                family,
-                &mut m,
-                sa,
-                std::ptr::null_mut(),
-                frame_type.as_mut_ptr(),
-                ll_dest.as_mut_ptr(),
-            )
-        });
-        if rc != 0 {
-            mbuf::free_chain(m);
-            return Err(Errno(rc));
-        }
-    }
-    if let Some(framer) = framer {
-        let rc = crate::kext::in_kext(|| unsafe {
-            framer(ifp, &mut m, sa, ll_dest.as_ptr(), frame_type.as_ptr())
-        });
-        if rc != 0 {
-            if rc != Errno::EJUSTRETURN.0 {
-                mbuf::free_chain(m);
-            }
-            return Err(Errno(rc));
-        }
-    }
-    let output = output.expect("output callback");
-    check(crate::kext::in_kext(|| unsafe { output(ifp, m) }))
+    dlil::output(io.ifp(), family, dest, payload)
 }
 
 fn ifreq(name: &str, value: i32) -> [u8; 32] {
@@ -110,11 +63,7 @@ pub fn set_flags(name: &str, set: u16, clear: u16) -> Result<(), Errno> {
         i.flags
     });
     let mut req = ifreq(name, i32::from(flags));
-    check(ifnet::call_ioctl(
-        ifp,
-        cmd::SIOCSIFFLAGS,
-        req.as_mut_ptr().cast(),
-    ))
+    check(call_ioctl(ifp, cmd::SIOCSIFFLAGS, req.as_mut_ptr().cast()))
 }
 
 /// `ifconfig NAME mtu M`: passed to the driver, which sets it (or refuses).
@@ -122,11 +71,7 @@ pub fn set_mtu(name: &str, mtu: i32) -> Result<(), Errno> {
     let io = attached(name)?;
     let ifp = io.ifp();
     let mut req = ifreq(name, mtu);
-    check(ifnet::call_ioctl(
-        ifp,
-        cmd::SIOCSIFMTU,
-        req.as_mut_ptr().cast(),
-    ))
+    check(call_ioctl(ifp, cmd::SIOCSIFMTU, req.as_mut_ptr().cast()))
 }
 
 /// `ifconfig NAME inet/inet6 ADDR`. First the protocol is plumbed onto the interface
@@ -142,7 +87,7 @@ pub fn set_mtu(name: &str, mtu: i32) -> Result<(), Errno> {
 pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
     let io = attached(name)?;
     let ifp = io.ifp();
-    let plumbed = crate::plumber::proto_plumb(family, ifp);
+    let plumbed = kpi_protocol::proto_plumb(family, ifp);
     if family == AF_INET6 {
         match plumbed {
             Ok(()) => with_if(ifp, |i| i.inet6_setups += 1),
@@ -166,7 +111,7 @@ pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
         cmd::SIOCAIFADDR
     };
     let mut opaque_ifaddr = [0u8; 64];
-    match ifnet::call_ioctl(ifp, command, opaque_ifaddr.as_mut_ptr().cast()) {
+    match call_ioctl(ifp, command, opaque_ifaddr.as_mut_ptr().cast()) {
         0 => Ok(()),
         rc if rc == Errno::EOPNOTSUPP.0 => Ok(()),
         rc => Err(Errno(rc)),
@@ -186,7 +131,7 @@ pub fn delete_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno>
         return Err(Errno(49));
     }
     let mut opaque_ifaddr = [0u8; 64];
-    match ifnet::call_ioctl(ifp, cmd::SIOCDIFADDR, opaque_ifaddr.as_mut_ptr().cast()) {
+    match call_ioctl(ifp, cmd::SIOCDIFADDR, opaque_ifaddr.as_mut_ptr().cast()) {
         0 => Ok(()),
         rc if rc == Errno::EOPNOTSUPP.0 => Ok(()),
         rc => Err(Errno(rc)),
@@ -210,14 +155,14 @@ pub fn ioctl(name: &str, command: u32, arg: &mut [u8]) -> Result<(), Errno> {
     } else {
         arg.as_mut_ptr().cast()
     };
-    check(ifnet::call_ioctl(ifp, command, data))
+    check(call_ioctl(ifp, command, data))
 }
 
 /// `SIOCPROTODETACH` / `SIOCPROTODETACH_IN6` on `name` (bsd/netinet/in.c, in6.c): the stack
 /// unplumbs the protocol (`proto_unplumb`), which calls the plumber's detach function.
 pub fn protocol_detach(name: &str, family: u32) -> Result<(), Errno> {
     let io = attached(name)?;
-    crate::plumber::proto_unplumb(family, io.ifp());
+    kpi_protocol::proto_unplumb(family, io.ifp());
     Ok(())
 }
 
@@ -226,10 +171,7 @@ pub fn protocol_detach(name: &str, family: u32) -> Result<(), Errno> {
 /// no framer; `frame` reaches the driver's output as it is.
 pub fn output_raw(name: &str, frame: &[u8]) -> Result<(), Errno> {
     let io = attached(name)?;
-    let ifp = io.ifp();
-    let output = with_if(ifp, |i| i.callbacks.output).expect("output callback");
-    let m = mbuf::packet_from(frame);
-    check(crate::kext::in_kext(|| unsafe { output(ifp, m) }))
+    dlil::output_raw(io.ifp(), frame)
 }
 
 /// A BPF write without a complete header on a `DLT_NULL` interface (bsd/net/bpf.c `bpfwrite`,
@@ -239,5 +181,5 @@ pub fn output_raw(name: &str, frame: &[u8]) -> Result<(), Errno> {
 pub fn bpf_write(name: &str, data: &[u8]) -> Result<(), Errno> {
     let mut dest = [0u8; 16];
     dest[0] = 16; // sa_len; sa_family stays AF_UNSPEC (0)
-    output_through(name, AF_INET, &dest, data)
+    output(name, AF_INET, &dest, data)
 }

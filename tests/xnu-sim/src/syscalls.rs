@@ -6,7 +6,7 @@ use crate::devices;
 use crate::errno::Errno;
 use crate::fasthash::AddrMap;
 use crate::proc::{self, Pid};
-use crate::sync::SelectCall;
+use crate::select::SelectCall;
 use crate::uio::SimUio;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -101,6 +101,8 @@ pub fn open(path: &str, flags: i32) -> Result<Fd, Errno> {
     }
     let entry = devices::entry(major(node.dev)).ok_or(Errno::ENXIO)?;
     let d_open = entry.d_open.expect("d_open");
+    // SAFETY: the entry point the loaded driver registered in its cdevsw, called as specfs
+    // calls it, for a node of its own major.
     let rc =
         crate::kext::in_kext(|| unsafe { d_open(node.dev, flags, S_IFCHR, current_proc_handle()) });
     if rc != 0 {
@@ -187,6 +189,7 @@ pub fn close(fd: Fd) -> Result<(), Errno> {
     if let Some(of) = last {
         let d_close = driver(of.dev).d_close.expect("d_close");
         let flags = of.flags.load(Ordering::SeqCst);
+        // SAFETY: as in `open`: the driver's registered d_close, on the last close.
         let rc = crate::kext::in_kext(|| unsafe {
             d_close(of.dev, flags, S_IFCHR, current_proc_handle())
         });
@@ -215,6 +218,7 @@ pub fn revoke(path: &str) -> Result<(), Errno> {
         return Ok(());
     }
     let d_close = driver(node.dev).d_close.expect("d_close");
+    // SAFETY: as in `open`: the driver's registered d_close.
     let rc = crate::kext::in_kext(|| unsafe {
         d_close(node.dev, FREAD | FWRITE, S_IFCHR, current_proc_handle())
     });
@@ -237,6 +241,8 @@ fn rdwr(fd: Fd, iovs: Vec<(*mut u8, usize)>, rw: c_int) -> Result<usize, Errno> 
         } else {
             0
         };
+        // SAFETY: the driver's registered d_read/d_write, given a `SimUio` (what every uio_t
+        // of the simulator is) that lives, exclusively lent, until the call returns.
         let rc =
             crate::kext::in_kext(|| unsafe { f(of.dev, (&mut uio as *mut SimUio).cast(), ioflag) });
         let moved = uio.moved;
@@ -301,6 +307,8 @@ pub fn ioctl_arg_len(cmd: u32) -> usize {
 fn driver_ioctl(of: &OpenFile, cmd: u32, kbuf: &mut [u8]) -> Result<(), Errno> {
     let d_ioctl = driver(of.dev).d_ioctl.expect("d_ioctl");
     let fflag = of.flags.load(Ordering::SeqCst) | FREAD | FWRITE;
+    // SAFETY: the driver's registered d_ioctl, given a kernel buffer of the size the
+    // command's BSD encoding declares (`kbuf`, owned by the caller for the whole call).
     let rc = crate::kext::in_kext(|| unsafe {
         d_ioctl(
             of.dev,
@@ -459,6 +467,8 @@ pub fn select(
         let mut ready = (Vec::new(), Vec::new());
         for (fd, of, which) in &targets {
             let d_select = driver(of.dev).d_select.expect("d_select");
+            // SAFETY: the driver's registered d_select, with this select call's cookie as
+            // the wait-queue link (or NULL on the second pass), as selscan passes it.
             let rc = crate::kext::in_kext(|| unsafe {
                 d_select(of.dev, *which, cookie, current_proc_handle())
             });

@@ -34,7 +34,9 @@ impl SimUio {
 /// (before any byte moves).
 #[no_mangle]
 unsafe extern "C" fn uiomove(cp: *const c_char, n: c_int, uio: uio_t) -> c_int {
-    let uio = &mut *uio.cast::<SimUio>();
+    // SAFETY: every uio the driver gets is a `SimUio` the syscall layer built and keeps alive,
+    // and exclusively lent, for the whole call into the driver.
+    let uio = unsafe { &mut *uio.cast::<SimUio>() };
     let fault = if uio.rw == UIO_READ {
         Fault::CopyOut
     } else {
@@ -55,13 +57,19 @@ unsafe extern "C" fn uiomove(cp: *const c_char, n: c_int, uio: uio_t) -> c_int {
             continue;
         }
         let take = (len - skip).min(left);
-        let user = base.add(skip);
-        if uio.rw == UIO_READ {
-            std::ptr::copy_nonoverlapping(kaddr, user, take);
-        } else {
-            std::ptr::copy_nonoverlapping(user, kaddr, take);
+        // SAFETY: `skip + take <= len`: inside the user's iovec, which the syscall layer built
+        // over a live buffer of `len` bytes. The kernel buffer `cp` has at least `n` bytes (the
+        // KPI contract) and `take` counts toward at most `n`. The test's user buffers and the
+        // driver's kernel buffer are distinct allocations.
+        unsafe {
+            let user = base.add(skip);
+            if uio.rw == UIO_READ {
+                std::ptr::copy_nonoverlapping(kaddr, user, take);
+            } else {
+                std::ptr::copy_nonoverlapping(user, kaddr, take);
+            }
+            kaddr = kaddr.add(take);
         }
-        kaddr = kaddr.add(take);
         left -= take;
         skip = 0;
         uio.moved += take;
@@ -74,18 +82,21 @@ unsafe extern "C" fn uiomove(cp: *const c_char, n: c_int, uio: uio_t) -> c_int {
 /// `uio_resid` (bsd/kern/kern_subr.c): the bytes left in the request.
 #[no_mangle]
 unsafe extern "C" fn uio_resid(uio: uio_t) -> i64 {
-    (*uio.cast::<SimUio>()).resid as i64
+    // SAFETY: as in `uiomove`: a live `SimUio` of the syscall layer.
+    unsafe { (*uio.cast::<SimUio>()).resid as i64 }
 }
 
 /// `uio_rw` (bsd/kern/kern_subr.c): the direction of the request, `UIO_READ` or `UIO_WRITE`.
 #[no_mangle]
 unsafe extern "C" fn uio_rw(uio: uio_t) -> c_int {
-    (*uio.cast::<SimUio>()).rw
+    // SAFETY: as in `uiomove`.
+    unsafe { (*uio.cast::<SimUio>()).rw }
 }
 
 /// `uio_offset` (bsd/kern/kern_subr.c): the request's offset (0 for a device at the start),
 /// advanced by every byte `uiomove` moves.
 #[no_mangle]
 unsafe extern "C" fn uio_offset(uio: uio_t) -> i64 {
-    (*uio.cast::<SimUio>()).offset
+    // SAFETY: as in `uiomove`.
+    unsafe { (*uio.cast::<SimUio>()).offset }
 }

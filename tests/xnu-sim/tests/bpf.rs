@@ -8,7 +8,7 @@ mod ifdrv;
 use common::*;
 use std::ffi::c_void;
 use xnu_sim::abi::*;
-use xnu_sim::ifnet::{interface, tap_count, taps, untapped, Tap};
+use xnu_sim::netinspect::{interface, tap_count, taps, untapped, Tap};
 
 extern "C" {
     fn bpfattach(ifp: ifnet_t, dlt: u32, hdrlen: u32);

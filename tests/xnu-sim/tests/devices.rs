@@ -42,7 +42,7 @@ fn cdevsw_add_index_rules() {
         // SAFETY: plain KPI calls.
         assert_eq!(unsafe { cdevsw_isfree(m as i32) }, -1, "builtin {m}");
     }
-    // SAFETY (whole test): `t` holds 112 valid bytes of a cdevsw.
+    // SAFETY: (the whole test) `t` holds 112 valid bytes of a cdevsw.
     unsafe {
         // N >= 0: exactly slot N, only if free.
         assert_eq!(cdevsw_add(5, t.ptr()), -1, "a built-in major is not free");
@@ -89,7 +89,7 @@ fn cdevsw_add_index_rules() {
 fn cdevsw_remove_needs_a_byte_identical_table() {
     boot();
     let t = table();
-    // SAFETY (whole test): every pointer is to 112 valid bytes.
+    // SAFETY: (the whole test) every pointer is to 112 valid bytes.
     unsafe {
         let major = cdevsw_add(-24, t.ptr());
         assert_eq!(major, 24);

@@ -9,7 +9,6 @@ mod ifdrv;
 use common::*;
 use std::ffi::c_void;
 use xnu_sim::abi::*;
-use xnu_sim::ifaddr::AF_LINK;
 use xnu_sim::{leaks, stack, Errno};
 
 extern "C" {

@@ -4,35 +4,20 @@
 //! `proto_register_plumber` for a registered pair fails with `EEXIST`.
 
 mod common;
+mod ifdrv;
 
 use common::*;
-use std::ffi::{c_char, c_void};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use ifdrv::{attach_inet, proto_register_plumber};
+use ifdrv::{ifnet_attach, ifnet_detach, ifnet_detach_protocol, ifnet_release};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use xnu_sim::abi::*;
-use xnu_sim::ifnet::{interface, received, IfState};
+use xnu_sim::netinspect::{interface, received, IfState};
 use xnu_sim::Errno;
 
 extern "C" {
-    fn ifnet_allocate(init: *const ifnet_init_params, out: *mut ifnet_t) -> errno_t;
-    fn ifnet_attach(ifp: ifnet_t, ll: *const c_void) -> errno_t;
-    fn ifnet_detach(ifp: ifnet_t) -> errno_t;
-    fn ifnet_release(ifp: ifnet_t) -> errno_t;
     fn ifnet_input(ifp: ifnet_t, m: mbuf_t, stats: *const ifnet_stat_increment_param) -> errno_t;
-    fn ifnet_attach_protocol(
-        ifp: ifnet_t,
-        pf: u32,
-        param: *const ifnet_attach_proto_param,
-    ) -> errno_t;
-    fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t;
-    fn proto_register_plumber(
-        pf: u32,
-        family: u32,
-        attach: *const c_void,
-        detach: *const c_void,
-    ) -> errno_t;
-    fn proto_input(pf: u32, m: mbuf_t) -> errno_t;
     fn mbuf_setnextpkt(m: mbuf_t, next: mbuf_t);
     fn mbuf_pkthdr_setlen(m: mbuf_t, len: usize);
 }
@@ -42,87 +27,19 @@ static RELEASE: AtomicBool = AtomicBool::new(false);
 static DETACHED: AtomicBool = AtomicBool::new(false);
 /// The OS thread the detached callback ran on.
 static DETACH_THREAD: Mutex<Option<std::thread::ThreadId>> = Mutex::new(None);
-static DEMUXED: AtomicU64 = AtomicU64::new(0);
 
-/// The bytes of every packet the output callback received.
-static OUTPUT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
-
-unsafe extern "C" fn output(_ifp: ifnet_t, m: mbuf_t) -> errno_t {
-    let len = mbuf_pkthdr_len(m);
-    let mut bytes = vec![0u8; len];
-    assert_eq!(mbuf_copydata(m, 0, len, bytes.as_mut_ptr().cast()), 0);
-    OUTPUT.lock().unwrap().push(bytes);
-    mbuf_freem(m);
-    0
-}
-
-unsafe extern "C" fn demux(_ifp: ifnet_t, _m: mbuf_t, _h: *mut c_char, pf: *mut u32) -> errno_t {
-    DEMUXED.fetch_add(1, Ordering::SeqCst);
-    *pf = AF_INET;
-    0
-}
-
-unsafe extern "C" fn add_proto(_ifp: ifnet_t, _pf: u32, _d: *const c_void, _n: u32) -> errno_t {
-    0
-}
-
-unsafe extern "C" fn del_proto(_ifp: ifnet_t, _pf: u32) -> errno_t {
-    0
-}
-
+/// Records its thread, then waits for `RELEASE` before it finishes.
 unsafe extern "C" fn detached(_ifp: ifnet_t) {
     *DETACH_THREAD.lock().unwrap() = Some(std::thread::current().id());
     wait_until(Duration::from_secs(10), || RELEASE.load(Ordering::SeqCst));
     DETACHED.store(true, Ordering::SeqCst);
 }
 
-unsafe extern "C" fn proto_in(_ifp: ifnet_t, pf: u32, m: mbuf_t, _h: *mut c_char) -> errno_t {
-    proto_input(pf, m)
-}
-
-unsafe extern "C" fn pre_output(
-    _ifp: ifnet_t,
-    _pf: u32,
-    _m: *mut mbuf_t,
-    _dest: *const sockaddr,
-    _route: *mut c_void,
-    _t: *mut c_char,
-    _l: *mut c_char,
-) -> errno_t {
-    0
-}
-
-/// Marks the test driver loaded, allocates and attaches `simif0`.
+/// Boots, then allocates and attaches `simif0` (the test driver of ifdrv, with the held
+/// detached callback above).
 fn attach() -> ifnet_t {
     boot();
-    xnu_sim::kext::load_test_driver();
-    let params = ifnet_init_params {
-        uniqueid: std::ptr::null(),
-        uniqueid_len: 0,
-        name: c"simif".as_ptr(),
-        unit: 0,
-        family: IFNET_FAMILY_TUN,
-        type_: IFT_OTHER,
-        output: Some(output),
-        demux: Some(demux),
-        add_proto: Some(add_proto),
-        del_proto: Some(del_proto),
-        check_multi: std::ptr::null(),
-        framer: None,
-        softc: std::ptr::null_mut(),
-        ioctl: None,
-        set_bpf_tap: std::ptr::null(),
-        detach: Some(detached),
-        event: std::ptr::null(),
-        broadcast_addr: std::ptr::null(),
-        broadcast_len: 0,
-    };
-    let mut ifp: ifnet_t = std::ptr::null_mut();
-    // SAFETY: valid params and out-pointer.
-    unsafe {
-        assert_eq!(ifnet_allocate(&params, &mut ifp), 0);
-        assert_eq!(ifnet_attach(ifp, std::ptr::null()), 0);
-    }
+    let ifp = ifdrv::attach_with("simif", 0, |p| p.detach = Some(detached));
     assert_eq!(interface("simif0").unwrap().state, IfState::Attached);
     ifp
 }
@@ -228,22 +145,6 @@ fn packet(ifp: ifnet_t, len: usize, fill: u8) -> mbuf_t {
     m
 }
 
-fn attach_inet(ifp: ifnet_t) {
-    let param = ifnet_attach_proto_param {
-        demux_array: std::ptr::null(),
-        demux_count: 0,
-        input: Some(proto_in),
-        pre_output: Some(pre_output),
-        event: std::ptr::null(),
-        ioctl: std::ptr::null(),
-        detached: std::ptr::null(),
-        resolve: std::ptr::null(),
-        send_arp: std::ptr::null(),
-    };
-    // SAFETY: an attached ifnet and valid params.
-    assert_eq!(unsafe { ifnet_attach_protocol(ifp, AF_INET, &param) }, 0);
-}
-
 #[test]
 fn ifnet_input_delivers_a_nextpkt_list() {
     let ifp = attach();
@@ -254,7 +155,7 @@ fn ifnet_input_delivers_a_nextpkt_list() {
         mbuf_setnextpkt(a, b);
         assert_eq!(ifnet_input(ifp, a, std::ptr::null()), 0);
     }
-    assert_eq!(DEMUXED.load(Ordering::SeqCst), 2, "demux once per packet");
+    assert_eq!(ifdrv::demuxed(), 2, "demux once per packet");
     assert_eq!(
         received("simif0"),
         vec![(AF_INET, vec![1; 60]), (AF_INET, vec![2; 3000])]
@@ -300,8 +201,7 @@ fn proto_register_plumber_twice_is_eexist() {
     boot();
     // SAFETY: plain KPI calls (no callbacks are invoked by registration).
     unsafe {
-        let plumb =
-            |pf| proto_register_plumber(pf, IFNET_FAMILY_TUN, std::ptr::null(), std::ptr::null());
+        let plumb = |pf| proto_register_plumber(pf, IFNET_FAMILY_TUN, None, None);
         assert_eq!(plumb(AF_INET), 0);
         assert_eq!(
             Errno(plumb(AF_INET)),
@@ -314,20 +214,15 @@ fn proto_register_plumber_twice_is_eexist() {
             "another protocol family is another pair"
         );
         assert_eq!(
-            proto_register_plumber(
-                AF_INET,
-                IFNET_FAMILY_TUN + 1,
-                std::ptr::null(),
-                std::ptr::null()
-            ),
+            proto_register_plumber(AF_INET, IFNET_FAMILY_TUN + 1, None, None),
             0,
             "another interface family is another pair"
         );
     }
     // Another kext (a second tun driver) got there first.
-    xnu_sim::ifnet::register_foreign_plumber(AF_INET, 99);
+    xnu_sim::netinspect::register_foreign_plumber(AF_INET, 99);
     // SAFETY: as above.
-    let rc = unsafe { proto_register_plumber(AF_INET, 99, std::ptr::null(), std::ptr::null()) };
+    let rc = unsafe { proto_register_plumber(AF_INET, 99, None, None) };
     assert_eq!(rc, 17, "EEXIST (17)");
 }
 
@@ -340,7 +235,7 @@ fn raw_output_skips_the_framer() {
     let _ifp = attach();
     let frame = [2u8, 0, 0, 0, 0x45, 0, 0, 20];
     xnu_sim::stack::output_raw("simif0", &frame).unwrap();
-    assert_eq!(*OUTPUT.lock().unwrap(), vec![frame.to_vec()], "as written");
+    assert_eq!(ifdrv::outputs(), vec![frame.to_vec()], "as written");
     assert_eq!(
         xnu_sim::stack::bpf_write("simif0", &frame[4..]),
         Err(Errno::ENXIO),
@@ -348,5 +243,5 @@ fn raw_output_skips_the_framer() {
     );
     attach_inet(_ifp);
     xnu_sim::stack::bpf_write("simif0", &frame[4..]).unwrap();
-    assert_eq!(OUTPUT.lock().unwrap().len(), 2, "through PF_INET to output");
+    assert_eq!(ifdrv::outputs().len(), 2, "through PF_INET to output");
 }

@@ -11,8 +11,8 @@ use common::*;
 use std::ffi::c_void;
 use std::time::Duration;
 use xnu_sim::abi::*;
-use xnu_sim::ifnet::{interface, IfState, IfStats};
 use xnu_sim::leaks;
+use xnu_sim::netinspect::{interface, IfState, IfStats};
 
 extern "C" {
     fn ifnet_softc(ifp: ifnet_t) -> *mut c_void;
@@ -78,8 +78,13 @@ fn accessors_return_what_was_set() {
     assert_eq!(info.flags, unsafe { ifnet_flags(ifp) });
 }
 
+/// `ifnet_attach` without a link-layer address.
+///
+/// # Safety
+/// `ifp` is an allocated ifnet.
 unsafe fn ifnet_attach(ifp: ifnet_t) -> errno_t {
-    ifdrv::ifnet_attach(ifp, std::ptr::null())
+    // SAFETY: the caller's contract.
+    unsafe { ifdrv::ifnet_attach(ifp, std::ptr::null()) }
 }
 
 #[test]

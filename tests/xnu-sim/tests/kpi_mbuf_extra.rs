@@ -6,14 +6,14 @@ mod common;
 
 use common::*;
 use std::ffi::c_void;
-use xnu_sim::abi::{mbuf_t, MBUF_WAITOK};
+use xnu_sim::abi::{mbuf_how_t, mbuf_t, MBUF_WAITOK};
 use xnu_sim::mbuf::live_mbufs;
 
 extern "C" {
     fn mbuf_free(m: mbuf_t) -> mbuf_t;
     fn mbuf_pkthdr_header(m: mbuf_t) -> *mut c_void;
     fn mbuf_pkthdr_setheader(m: mbuf_t, header: *mut c_void);
-    fn mbuf_prepend(m: *mut mbuf_t, len: usize, how: i32) -> i32;
+    fn mbuf_prepend(m: *mut mbuf_t, len: usize, how: mbuf_how_t) -> i32;
 }
 
 /// A packet of `len` bytes spread over several segments: `mbuf_copyback` past a small

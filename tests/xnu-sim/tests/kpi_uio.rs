@@ -25,15 +25,22 @@ static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 static WRITTEN: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 /// Moves `chunks` through `uio` (from or into `buf`), noting offset and resid around each move.
+///
+/// # Safety
+/// `uio` is the live uio of the current d_read/d_write call; `chunks` add up to at most
+/// `buf.len()`.
 unsafe fn transfer(uio: uio_t, buf: &mut [u8], chunks: &[usize]) {
-    let mut seen = vec![(uio_offset(uio), uio_resid(uio))];
-    let mut at = 0;
-    for &n in chunks {
-        assert_eq!(uiomove(buf[at..].as_mut_ptr().cast(), n as c_int, uio), 0);
-        at += n;
-        seen.push((uio_offset(uio), uio_resid(uio)));
+    // SAFETY: `uio` is live (the caller's contract); every move stays inside `buf`.
+    unsafe {
+        let mut seen = vec![(uio_offset(uio), uio_resid(uio))];
+        let mut at = 0;
+        for &n in chunks {
+            assert_eq!(uiomove(buf[at..].as_mut_ptr().cast(), n as c_int, uio), 0);
+            at += n;
+            seen.push((uio_offset(uio), uio_resid(uio)));
+        }
+        SEEN.lock().unwrap().push((uio_rw(uio), seen));
     }
-    SEEN.lock().unwrap().push((uio_rw(uio), seen));
 }
 
 unsafe extern "C" fn d_open(_d: dev_t, _f: c_int, _t: c_int, _p: proc_t) -> c_int {
@@ -46,13 +53,15 @@ unsafe extern "C" fn d_close(_d: dev_t, _f: c_int, _t: c_int, _p: proc_t) -> c_i
 
 unsafe extern "C" fn d_read(_d: dev_t, uio: uio_t, _ioflag: c_int) -> c_int {
     let mut src = *b"abcdefghij";
-    transfer(uio, &mut src, &[4, 3]);
+    // SAFETY: the live uio of this call; 4 + 3 bytes fit `src`.
+    unsafe { transfer(uio, &mut src, &[4, 3]) };
     0
 }
 
 unsafe extern "C" fn d_write(_d: dev_t, uio: uio_t, _ioflag: c_int) -> c_int {
     let mut dst = [0u8; 16];
-    transfer(uio, &mut dst, &[2, 5]);
+    // SAFETY: the live uio of this call; 2 + 5 bytes fit `dst`.
+    unsafe { transfer(uio, &mut dst, &[2, 5]) };
     *WRITTEN.lock().unwrap() = dst[..7].to_vec();
     0
 }
@@ -77,14 +86,14 @@ static CDEVSW: SyncCdevsw = SyncCdevsw(cdevsw {
     d_read: Some(d_read),
     d_write: Some(d_write),
     d_ioctl: Some(d_ioctl),
-    d_stop: std::ptr::null(),
-    d_reset: std::ptr::null(),
-    d_ttys: std::ptr::null(),
+    d_stop: None,
+    d_reset: None,
+    d_ttys: std::ptr::null_mut(),
     d_select: None,
-    d_mmap: std::ptr::null(),
-    d_strategy: std::ptr::null(),
-    d_reserved_1: std::ptr::null(),
-    d_reserved_2: std::ptr::null(),
+    d_mmap: None,
+    d_strategy: None,
+    d_reserved_1: std::ptr::null_mut(),
+    d_reserved_2: std::ptr::null_mut(),
     d_type: 0,
 });
 

@@ -7,12 +7,12 @@ mod common;
 
 use common::*;
 use std::ffi::c_void;
-use xnu_sim::abi::{mbuf_t, MBUF_DONTWAIT, MBUF_WAITOK};
+use xnu_sim::abi::{ifnet_t, mbuf_how_t, mbuf_t, MBUF_DONTWAIT, MBUF_WAITOK};
 use xnu_sim::config::{fail_nth, faults_fired, Fault};
 use xnu_sim::Errno;
 
 extern "C" {
-    fn mbuf_prepend(m: *mut mbuf_t, len: usize, how: i32) -> i32;
+    fn mbuf_prepend(m: *mut mbuf_t, len: usize, how: mbuf_how_t) -> i32;
     fn mbuf_adj(m: mbuf_t, len: i32);
     fn mbuf_maxlen(m: mbuf_t) -> usize;
     fn mbuf_setlen(m: mbuf_t, len: usize);
@@ -23,14 +23,14 @@ extern "C" {
         id: u32,
         kind: u16,
         len: usize,
-        how: i32,
+        how: mbuf_how_t,
         data: *mut *mut c_void,
     ) -> i32;
     fn mbuf_tag_find(m: mbuf_t, id: u32, kind: u16, len: *mut usize, data: *mut *mut c_void)
         -> i32;
 }
 
-fn alloc(how: i32, len: usize) -> Result<mbuf_t, Errno> {
+fn alloc(how: mbuf_how_t, len: usize) -> Result<mbuf_t, Errno> {
     let mut m: mbuf_t = std::ptr::null_mut();
     // SAFETY: valid out-pointer.
     let rc = unsafe { mbuf_allocpacket(how, len, std::ptr::null_mut(), &mut m) };
@@ -264,10 +264,8 @@ fn copyback_and_copydata_across_segments() {
         let m = alloc(MBUF_WAITOK, n).unwrap();
         let data = pattern(n, n as u8);
         // SAFETY: a live chain of n bytes.
-        assert_eq!(
-            unsafe { mbuf_copyback(m, 0, n, data.as_ptr().cast(), MBUF_WAITOK) },
-            0
-        );
+        let rc = unsafe { mbuf_copyback(m, 0, n, data.as_ptr().cast(), MBUF_WAITOK) };
+        assert_eq!(rc, 0);
         assert_eq!(bytes(m, 0, n).unwrap(), data);
         // Windows that straddle segment boundaries.
         let mut boundary = 0;
@@ -288,10 +286,8 @@ fn copyback_and_copydata_across_segments() {
         let patch = pattern(1777, 0x40);
         let at = n / 3;
         // SAFETY: in bounds.
-        assert_eq!(
-            unsafe { mbuf_copyback(m, at, patch.len(), patch.as_ptr().cast(), MBUF_WAITOK) },
-            0
-        );
+        let rc = unsafe { mbuf_copyback(m, at, patch.len(), patch.as_ptr().cast(), MBUF_WAITOK) };
+        assert_eq!(rc, 0);
         let mut want = data.clone();
         want[at..at + patch.len()].copy_from_slice(&patch);
         assert_eq!(bytes(m, 0, n).unwrap(), want);
@@ -311,7 +307,7 @@ fn prepend_under_strict_gives_a_new_head_and_keeps_the_pkthdr() {
     // SAFETY: live chain; in bounds.
     unsafe {
         assert_eq!(mbuf_copyback(m, 0, n, data.as_ptr().cast(), MBUF_WAITOK), 0);
-        mbuf_pkthdr_setrcvif(m, 0x1000 as *mut c_void);
+        mbuf_pkthdr_setrcvif(m, 0x1000 as ifnet_t);
     }
     let old = m;
     // SAFETY: `m` is our chain; the head may change.

@@ -10,7 +10,7 @@ use std::ffi::c_void;
 use std::time::{Duration, Instant};
 use xnu_sim::abi::{PCATCH, PDROP};
 use xnu_sim::proc::{self, Handler};
-use xnu_sim::sync::{hold_sleepers, sleepers_on};
+use xnu_sim::sleep::{hold_sleepers, sleepers_on};
 use xnu_sim::Errno;
 
 const SIGUSR1: i32 = 30;

@@ -5,89 +5,21 @@
 //! bsd/netinet/in.c (`in_domifattach`) do, and the new fault kinds fail their call once.
 
 mod common;
+mod ifdrv;
 
 use common::*;
-use std::ffi::{c_char, c_ulong, c_void};
+use ifdrv::{ifnet_attach_protocol, ifnet_detach, ifnet_detach_protocol, proto_param};
+use ifdrv::{proto_register_plumber, proto_unregister_plumber};
 use std::sync::Mutex;
 use xnu_sim::abi::*;
 use xnu_sim::config::{clear_faults, fail_nth, faults_fired, Fault};
-use xnu_sim::ifnet::{inet6_setups, interface};
+use xnu_sim::netinspect::{inet6_setups, interface, is_plumber_registered};
 use xnu_sim::{stack, Errno};
 
-extern "C" {
-    fn ifnet_allocate(init: *const ifnet_init_params, out: *mut ifnet_t) -> errno_t;
-    fn ifnet_attach(ifp: ifnet_t, ll: *const c_void) -> errno_t;
-    fn ifnet_detach(ifp: ifnet_t) -> errno_t;
-    fn ifnet_attach_protocol(
-        ifp: ifnet_t,
-        pf: u32,
-        param: *const ifnet_attach_proto_param,
-    ) -> errno_t;
-    fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t;
-    fn proto_register_plumber(
-        pf: u32,
-        family: u32,
-        attach: Option<proto_plumb_handler>,
-        detach: Option<proto_unplumb_handler>,
-    ) -> errno_t;
-    fn proto_unregister_plumber(pf: u32, family: u32);
-}
-
-/// Every (command, argument was NULL) the interface ioctl saw.
-static IOCTLS: Mutex<Vec<(u32, bool)>> = Mutex::new(Vec::new());
 /// What the plumber's attach answers after attaching (or instead of it when non-zero).
 static PLUMB_ANSWER: Mutex<errno_t> = Mutex::new(0);
 /// (protocol, attach call) every plumber call saw.
 static PLUMBED: Mutex<Vec<(u32, bool)>> = Mutex::new(Vec::new());
-
-unsafe extern "C" fn output(_ifp: ifnet_t, m: mbuf_t) -> errno_t {
-    mbuf_freem(m);
-    0
-}
-unsafe extern "C" fn demux(_i: ifnet_t, _m: mbuf_t, _h: *mut c_char, pf: *mut u32) -> errno_t {
-    *pf = AF_INET;
-    0
-}
-unsafe extern "C" fn add_proto(_i: ifnet_t, _pf: u32, _d: *const c_void, _n: u32) -> errno_t {
-    0
-}
-unsafe extern "C" fn del_proto(_i: ifnet_t, _pf: u32) -> errno_t {
-    0
-}
-unsafe extern "C" fn ioctl(_i: ifnet_t, cmd: c_ulong, data: *mut c_void) -> errno_t {
-    IOCTLS.lock().unwrap().push((cmd as u32, data.is_null()));
-    0
-}
-unsafe extern "C" fn proto_in(_i: ifnet_t, pf: u32, m: mbuf_t, _h: *mut c_char) -> errno_t {
-    let _ = pf;
-    mbuf_freem(m);
-    0
-}
-unsafe extern "C" fn pre_output(
-    _i: ifnet_t,
-    _pf: u32,
-    _m: *mut mbuf_t,
-    _d: *const sockaddr,
-    _r: *mut c_void,
-    _t: *mut c_char,
-    _l: *mut c_char,
-) -> errno_t {
-    0
-}
-
-fn proto_param() -> ifnet_attach_proto_param {
-    ifnet_attach_proto_param {
-        demux_array: std::ptr::null(),
-        demux_count: 0,
-        input: Some(proto_in),
-        pre_output: Some(pre_output),
-        event: std::ptr::null(),
-        ioctl: std::ptr::null(),
-        detached: std::ptr::null(),
-        resolve: std::ptr::null(),
-        send_arp: std::ptr::null(),
-    }
-}
 
 /// The plumber: attaches `pf` to the interface it is given, then answers as scripted.
 unsafe extern "C" fn plumb(ifp: ifnet_t, pf: u32) -> errno_t {
@@ -96,45 +28,19 @@ unsafe extern "C" fn plumb(ifp: ifnet_t, pf: u32) -> errno_t {
     if answer != 0 {
         return answer;
     }
-    ifnet_attach_protocol(ifp, pf, &proto_param())
+    // SAFETY: the live ifnet the stack passes to the plumber, and valid params.
+    unsafe { ifnet_attach_protocol(ifp, pf, &proto_param()) }
 }
 unsafe extern "C" fn unplumb(ifp: ifnet_t, pf: u32) {
     PLUMBED.lock().unwrap().push((pf, false));
-    ifnet_detach_protocol(ifp, pf);
+    // SAFETY: the live ifnet the stack passes to the plumber.
+    unsafe { ifnet_detach_protocol(ifp, pf) };
 }
 
-/// Boots, marks the test driver loaded, and attaches `plumb0` (family `IFNET_FAMILY_TUN`).
+/// Boots and attaches `plumb0` (family `IFNET_FAMILY_TUN`), the test driver of ifdrv.
 fn attach() -> ifnet_t {
     boot();
-    xnu_sim::kext::load_test_driver();
-    let params = ifnet_init_params {
-        uniqueid: std::ptr::null(),
-        uniqueid_len: 0,
-        name: c"plumb".as_ptr(),
-        unit: 0,
-        family: IFNET_FAMILY_TUN,
-        type_: IFT_OTHER,
-        output: Some(output),
-        demux: Some(demux),
-        add_proto: Some(add_proto),
-        del_proto: Some(del_proto),
-        check_multi: std::ptr::null(),
-        framer: None,
-        softc: std::ptr::null_mut(),
-        ioctl: Some(ioctl),
-        set_bpf_tap: std::ptr::null(),
-        detach: None,
-        event: std::ptr::null(),
-        broadcast_addr: std::ptr::null(),
-        broadcast_len: 0,
-    };
-    let mut ifp: ifnet_t = std::ptr::null_mut();
-    // SAFETY: valid params and out-pointer.
-    unsafe {
-        assert_eq!(ifnet_allocate(&params, &mut ifp), 0);
-        assert_eq!(ifnet_attach(ifp, std::ptr::null()), 0);
-    }
-    ifp
+    ifdrv::attach("plumb", 0)
 }
 
 fn register(pf: u32) -> errno_t {
@@ -220,7 +126,7 @@ fn unregister_frees_the_pair() {
     assert!(interface("plumb0").unwrap().protocols.is_empty());
     // SAFETY: a plain KPI call.
     unsafe { proto_unregister_plumber(AF_INET, IFNET_FAMILY_TUN) };
-    assert!(!xnu_sim::plumber::is_registered(AF_INET, IFNET_FAMILY_TUN));
+    assert!(!is_plumber_registered(AF_INET, IFNET_FAMILY_TUN));
     assert_eq!(xnu_sim::leaks().plumbers, 0);
     assert_eq!(register(AF_INET), 0, "free again");
 }
@@ -232,22 +138,17 @@ fn attach_protocol_marks_up_and_calls_ioctl_with_null() {
     let ifp = attach();
     assert_eq!(interface("plumb0").unwrap().flags & IFF_UP, 0);
     // SAFETY: an attached ifnet and valid params.
-    assert_eq!(
-        unsafe { ifnet_attach_protocol(ifp, AF_INET, &proto_param()) },
-        0
-    );
+    let rc = unsafe { ifnet_attach_protocol(ifp, AF_INET, &proto_param()) };
+    assert_eq!(rc, 0);
     assert_ne!(interface("plumb0").unwrap().flags & IFF_UP, 0, "marked up");
     assert_eq!(
-        *IOCTLS.lock().unwrap(),
+        ifdrv::ioctl_calls(),
         vec![(stack::cmd::SIOCSIFFLAGS, true)],
         "SIOCSIFFLAGS with NULL"
     );
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { ifnet_attach_protocol(ifp, AF_INET, &proto_param()) },
-        Errno::EEXIST.0,
-        "already attached"
-    );
+    let rc = unsafe { ifnet_attach_protocol(ifp, AF_INET, &proto_param()) };
+    assert_eq!(rc, Errno::EEXIST.0, "already attached");
 }
 
 /// `ifnet_detach_protocol` (dlil.c) of a family that is not attached is `ENXIO`.
@@ -258,7 +159,7 @@ fn detach_protocol_of_an_unattached_family_is_enxio() {
     unsafe {
         assert_eq!(ifnet_detach_protocol(ifp, AF_INET6), Errno::ENXIO.0);
         assert_eq!(ifnet_attach_protocol(ifp, AF_INET6, &proto_param()), 0);
-        IOCTLS.lock().unwrap().clear();
+        ifdrv::clear_ioctls();
         assert_eq!(ifnet_detach_protocol(ifp, AF_INET6), 0);
         assert_eq!(
             ifnet_detach_protocol(ifp, AF_INET6),
@@ -273,10 +174,7 @@ fn detach_protocol_of_an_unattached_family_is_enxio() {
         0,
         "marked down"
     );
-    assert_eq!(
-        *IOCTLS.lock().unwrap(),
-        vec![(stack::cmd::SIOCSIFFLAGS, true)]
-    );
+    assert_eq!(ifdrv::ioctl_calls(), vec![(stack::cmd::SIOCSIFFLAGS, true)]);
 }
 
 /// The fault kinds for `ifnet_detach`, `ifnet_detach_protocol`, `cdevsw_remove` and
@@ -287,7 +185,7 @@ fn injected_faults_fail_each_call_once() {
     let ifp = attach();
     fail_nth(Fault::ProtoRegisterPlumber, 1);
     assert_eq!(register(AF_INET), Errno::ENOMEM.0);
-    assert!(!xnu_sim::plumber::is_registered(AF_INET, IFNET_FAMILY_TUN));
+    assert!(!is_plumber_registered(AF_INET, IFNET_FAMILY_TUN));
     assert_eq!(register(AF_INET), 0);
     // SAFETY: an attached ifnet and valid params.
     unsafe {
@@ -304,7 +202,7 @@ fn injected_faults_fail_each_call_once() {
         assert_eq!(ifnet_detach(ifp), Errno::EINVAL.0);
         assert_eq!(
             interface("plumb0").unwrap().state,
-            xnu_sim::ifnet::IfState::Attached
+            xnu_sim::netinspect::IfState::Attached
         );
     }
     let dev = common::testdrv::install("faultdev");

@@ -6,9 +6,9 @@
 mod common;
 
 use common::*;
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::time::Duration;
-use xnu_sim::abi::PCATCH;
+use xnu_sim::abi::{proc_t, PCATCH};
 use xnu_sim::proc::{
     exit_process, set_current_pid, set_pgid, signals_received, spawn_process, spawn_thread,
     INIT_PID, KERNEL_PID,
@@ -17,10 +17,10 @@ use xnu_sim::{leaks, Errno};
 
 extern "C" {
     fn proc_selfpid() -> c_int;
-    fn proc_pid(p: *mut c_void) -> c_int;
+    fn proc_pid(p: proc_t) -> c_int;
     fn proc_selfpgrpid() -> c_int;
-    fn proc_find(pid: c_int) -> *mut c_void;
-    fn proc_rele(p: *mut c_void) -> c_int;
+    fn proc_find(pid: c_int) -> proc_t;
+    fn proc_rele(p: proc_t) -> c_int;
     fn proc_signal(pid: c_int, sig: c_int);
 }
 
@@ -122,7 +122,7 @@ fn sleep_and_signal(pid: i32, sig: i32, limit: Duration) -> c_int {
     static CHAN: u8 = 0;
     let m = new_mutex() as usize;
     let sleeper = spawn_thread(pid, move || {
-        let m = m as *mut c_void;
+        let m = m as *mut std::ffi::c_void;
         let mut t = ts(limit);
         // SAFETY: the mutex is held across msleep, which retakes it.
         unsafe {
@@ -133,7 +133,7 @@ fn sleep_and_signal(pid: i32, sig: i32, limit: Duration) -> c_int {
         }
     });
     assert!(
-        wait_until(Duration::from_secs(5), || xnu_sim::sync::sleepers_on(
+        wait_until(Duration::from_secs(5), || xnu_sim::sleep::sleepers_on(
             chan(&CHAN) as usize
         ) == 1),
         "the thread went to sleep"

@@ -8,7 +8,7 @@ mod ifdrv;
 
 use std::ffi::{c_int, c_ulong, c_void};
 use xnu_sim::abi::*;
-use xnu_sim::ifnet::interface;
+use xnu_sim::netinspect::interface;
 use xnu_sim::socket::{removed_addresses, SIOCDIFADDR, SIOCDIFADDR_IN6};
 use xnu_sim::stack::{self, cmd};
 use xnu_sim::{leaks, Errno};

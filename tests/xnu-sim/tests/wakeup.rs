@@ -8,7 +8,7 @@ use common::*;
 use std::ffi::c_void;
 use std::thread::JoinHandle;
 use std::time::Duration;
-use xnu_sim::sync::{lost_wakeups, sleepers_on};
+use xnu_sim::sleep::{lost_wakeups, sleepers_on};
 use xnu_sim::Errno;
 
 #[derive(Clone, Copy)]

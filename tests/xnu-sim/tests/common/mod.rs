@@ -7,7 +7,7 @@ pub mod testdrv;
 use std::ffi::{c_char, c_int, c_void};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use xnu_sim::abi::{mbuf_t, timespec};
+use xnu_sim::abi::{ifnet_t, mbuf_how_t, mbuf_t, proc_t, timespec, uio_t};
 
 /// The environment variable that tells a re-run test binary which scenario it is.
 const CHILD_ENV: &str = "XNUSIM_CHILD_SCENARIO";
@@ -68,27 +68,31 @@ extern "C" {
     ) -> c_int;
     pub fn wakeup(chan: *mut c_void);
     pub fn wakeup_one(chan: *mut c_char);
-    pub fn selrecord(p: *mut c_void, sip: *mut c_void, wql: *mut c_void);
+    pub fn selrecord(p: proc_t, sip: *mut c_void, wql: *mut c_void);
     pub fn selwakeup(sip: *mut c_void);
     pub fn selthreadclear(sip: *mut c_void);
-    pub fn current_proc() -> *mut c_void;
-    pub fn uiomove(cp: *const c_char, n: c_int, uio: *mut c_void) -> c_int;
-    pub fn uio_resid(uio: *mut c_void) -> i64;
-    pub fn mbuf_allocpacket(how: c_int, len: usize, maxchunks: *mut u32, out: *mut mbuf_t)
-        -> c_int;
+    pub fn current_proc() -> proc_t;
+    pub fn uiomove(cp: *const c_char, n: c_int, uio: uio_t) -> c_int;
+    pub fn uio_resid(uio: uio_t) -> i64;
+    pub fn mbuf_allocpacket(
+        how: mbuf_how_t,
+        len: usize,
+        maxchunks: *mut u32,
+        out: *mut mbuf_t,
+    ) -> c_int;
     pub fn mbuf_freem(m: mbuf_t);
     pub fn mbuf_next(m: mbuf_t) -> mbuf_t;
     pub fn mbuf_len(m: mbuf_t) -> usize;
     pub fn mbuf_data(m: mbuf_t) -> *mut c_void;
     pub fn mbuf_pkthdr_len(m: mbuf_t) -> usize;
-    pub fn mbuf_pkthdr_setrcvif(m: mbuf_t, ifp: *mut c_void) -> c_int;
+    pub fn mbuf_pkthdr_setrcvif(m: mbuf_t, ifp: ifnet_t) -> c_int;
     pub fn mbuf_copydata(m: mbuf_t, off: usize, len: usize, out: *mut c_void) -> c_int;
     pub fn mbuf_copyback(
         m: mbuf_t,
         off: usize,
         len: usize,
         data: *const c_void,
-        how: c_int,
+        how: mbuf_how_t,
     ) -> c_int;
 }
 

@@ -126,32 +126,35 @@ unsafe extern "C" fn t_close(dev: dev_t, flags: c_int, _devtype: c_int, _p: proc
     0
 }
 
+/// Moves the scripted bytes with `uiomove` and returns the scripted code.
+///
+/// # Safety
+/// `uio` is the live uio of the current d_read/d_write call.
 unsafe fn rdwr(uio: uio_t) -> c_int {
     let (n, rc) = script(|s| s.rdwr.pop_front()).unwrap_or((0, 0));
     if n > 0 {
         let mut buf: Vec<u8> = (0..n).map(|i| i as u8).collect();
-        let e = super::uiomove(buf.as_mut_ptr().cast(), n as c_int, uio);
+        // SAFETY: `buf` has `n` bytes; `uio` is live (the caller's contract).
+        let e = unsafe { super::uiomove(buf.as_mut_ptr().cast(), n as c_int, uio) };
         assert_eq!(e, 0, "uiomove");
     }
     rc
 }
 
 unsafe extern "C" fn t_read(dev: dev_t, uio: uio_t, ioflag: c_int) -> c_int {
-    record(Call::Read {
-        dev,
-        ioflag,
-        resid: super::uio_resid(uio),
-    });
-    rdwr(uio)
+    // SAFETY: the live uio the syscall layer passes for this call.
+    let resid = unsafe { super::uio_resid(uio) };
+    record(Call::Read { dev, ioflag, resid });
+    // SAFETY: as above.
+    unsafe { rdwr(uio) }
 }
 
 unsafe extern "C" fn t_write(dev: dev_t, uio: uio_t, ioflag: c_int) -> c_int {
-    record(Call::Write {
-        dev,
-        ioflag,
-        resid: super::uio_resid(uio),
-    });
-    rdwr(uio)
+    // SAFETY: the live uio the syscall layer passes for this call.
+    let resid = unsafe { super::uio_resid(uio) };
+    record(Call::Write { dev, ioflag, resid });
+    // SAFETY: as above.
+    unsafe { rdwr(uio) }
 }
 
 unsafe extern "C" fn t_ioctl(
@@ -163,7 +166,9 @@ unsafe extern "C" fn t_ioctl(
 ) -> c_int {
     let cmd = cmd as u32;
     let len = xnu_sim::syscalls::ioctl_arg_len(cmd).max(4);
-    let seen = std::slice::from_raw_parts(data.cast::<u8>(), len).to_vec();
+    // SAFETY: the syscall layer's kernel buffer holds the command's argument size, and at
+    // least 4 bytes (`ioctl_arg_len(cmd).max(4)`).
+    let seen = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) }.to_vec();
     record(Call::Ioctl {
         dev,
         cmd,
@@ -181,7 +186,8 @@ unsafe extern "C" fn t_ioctl(
             w.len() <= len,
             "scripted ioctl write larger than the buffer"
         );
-        std::ptr::copy_nonoverlapping(w.as_ptr(), data.cast::<u8>(), w.len());
+        // SAFETY: `w` fits the kernel buffer (asserted above) and is a separate allocation.
+        unsafe { std::ptr::copy_nonoverlapping(w.as_ptr(), data.cast::<u8>(), w.len()) };
     }
     rc
 }
@@ -197,10 +203,12 @@ unsafe extern "C" fn t_select(dev: dev_t, which: c_int, wql: *mut c_void, p: pro
         return 1;
     }
     if record_it {
-        super::selrecord(p, selinfo(), wql);
+        // SAFETY: the driver's static selinfo and the select call's own wql and proc.
+        unsafe { super::selrecord(p, selinfo(), wql) };
         if script(|s| std::mem::take(&mut s.wake_after_record)) {
             script(|s| s.ready = true);
-            super::selwakeup(selinfo());
+            // SAFETY: the driver's static selinfo.
+            unsafe { super::selwakeup(selinfo()) };
         }
     }
     0
@@ -217,14 +225,14 @@ pub static CDEVSW: SyncCdevsw = SyncCdevsw(cdevsw {
     d_read: Some(t_read),
     d_write: Some(t_write),
     d_ioctl: Some(t_ioctl),
-    d_stop: std::ptr::null(),
-    d_reset: std::ptr::null(),
-    d_ttys: std::ptr::null(),
+    d_stop: None,
+    d_reset: None,
+    d_ttys: std::ptr::null_mut(),
     d_select: Some(t_select),
-    d_mmap: std::ptr::null(),
-    d_strategy: std::ptr::null(),
-    d_reserved_1: std::ptr::null(),
-    d_reserved_2: std::ptr::null(),
+    d_mmap: None,
+    d_strategy: None,
+    d_reserved_1: std::ptr::null_mut(),
+    d_reserved_2: std::ptr::null_mut(),
     d_type: 0,
 });
 

@@ -1,6 +1,6 @@
 //! Darwin errno values, as the kernel uses them (xnu bsd/sys/errno.h with KERNEL defined).
 
-use crate::kpi::sys;
+use super::sys;
 
 /// An error an entry point returns to the kernel. Values are Darwin's, never the host's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

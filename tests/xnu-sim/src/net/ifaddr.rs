@@ -6,13 +6,11 @@
 
 use crate::abi::*;
 use crate::errno::Errno;
-use crate::ifnet::with_if;
+use crate::net::kpi_interface::with_if;
 use std::ffi::c_void;
 use std::sync::Mutex;
 
-/// `AF_LINK` (Darwin).
-pub const AF_LINK: u32 = 18;
-/// `EMSGSIZE`: the caller's buffer is shorter than the address.
+/// `EMSGSIZE` (xnu bsd/sys/errno.h, 40): the caller's buffer is shorter than the address.
 const EMSGSIZE: Errno = Errno(40);
 
 /// One referenced address: the sockaddr bytes `ifaddr_address` copies out. Its handle is its
@@ -87,7 +85,8 @@ unsafe extern "C" fn ifnet_get_address_list(ifp: ifnet_t, out: *mut *mut *mut c_
     let mut array: Vec<usize> = entries.iter().map(|e| e as *const Entry as usize).collect();
     array.push(0);
     let array = array.into_boxed_slice();
-    *out = array.as_ptr() as *mut *mut c_void;
+    // SAFETY: checked non-NULL above; the KPI contract: `out` is writable.
+    unsafe { *out = array.as_ptr() as *mut *mut c_void };
     lists(|l| l.push(List { array, entries }));
     0
 }
@@ -126,6 +125,8 @@ unsafe extern "C" fn ifaddr_address(ifa: *mut c_void, out: *mut c_void, size: u3
     if sockaddr.len() > size as usize {
         return EMSGSIZE.0;
     }
-    std::ptr::copy_nonoverlapping(sockaddr.as_ptr(), out.cast::<u8>(), sockaddr.len());
+    // SAFETY: `out` is non-NULL (checked above) and the KPI contract gives it `size` writable
+    // bytes, at least `sockaddr.len()` (checked above); a simulator buffer cannot overlap it.
+    unsafe { std::ptr::copy_nonoverlapping(sockaddr.as_ptr(), out.cast::<u8>(), sockaddr.len()) };
     0
 }

@@ -1,20 +1,66 @@
-//! Protocol plumbers (xnu bsd/net/kpi_protocol.c): which module attaches a protocol family to
-//! interfaces of one interface family, and `proto_plumb`/`proto_unplumb`, through which the
-//! fake stack's address paths attach protocols (bsd/netinet/in.c, bsd/netinet6/in6.c).
+//! The protocol KPI (xnu bsd/net/kpi_protocol.h, bsd/net/kpi_protocol.c): `proto_input`, where
+//! the fake stack takes the packets a protocol receives, and the protocol plumbers: which module
+//! attaches a protocol family to interfaces of one interface family, and
+//! `proto_plumb`/`proto_unplumb`, through which the fake stack's address paths attach protocols
+//! (bsd/netinet/in.c, bsd/netinet6/in6.c).
 
 use crate::abi::*;
 use crate::config::{self, Fault};
 use crate::errno::Errno;
-use crate::ifnet::with_if;
+use crate::mbuf;
+use crate::net::kpi_interface::with_if;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// `proto_input` (bsd/net/kpi_protocol.c): the protocol layer takes the packet; the fake stack
+/// records (family, bytes) or hands them to an input hook.
+#[no_mangle]
+extern "C" fn proto_input(pf: u32, m: mbuf_t) -> errno_t {
+    let ifp = mbuf::rcvif(m) as ifnet_t;
+    let name = with_if(ifp, |i| i.name.clone());
+    let hook = INPUT_HOOKS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .and_then(|h| h.get(&name).cloned());
+    match hook {
+        // Called without any simulator lock held.
+        Some(hook) => hook(pf, &mbuf::packet_bytes(m)),
+        None if config::config().capture => {
+            let bytes = mbuf::packet_bytes(m);
+            with_if(ifp, |i| i.received.push((pf, bytes)));
+        }
+        None => with_if(ifp, |i| i.delivered += 1),
+    }
+    mbuf::free_chain(m);
+    0
+}
+
+/// A push-style consumer of what the stack receives on one interface: `(family, packet)`.
+pub type InputHook = Arc<dyn Fn(u32, &[u8]) + Send + Sync>;
+
+static INPUT_HOOKS: Mutex<Option<HashMap<String, InputHook>>> = Mutex::new(None);
+
+/// Hands every packet the stack receives on interface `name` to `hook` (called from
+/// `proto_input`, on the driver's thread, with no simulator lock held) instead of recording
+/// it for [`received`](crate::netinspect::received)/[`take_received`](crate::netinspect::take_received);
+/// `None` removes the hook. For hosts that bridge the simulated stack to a real one
+/// (tests/tunnel-sim) and must not poll.
+pub fn set_input_hook(name: &str, hook: Option<InputHook>) {
+    let mut hooks = INPUT_HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    let hooks = hooks.get_or_insert_with(HashMap::new);
+    match hook {
+        Some(h) => hooks.insert(name.to_string(), h),
+        None => hooks.remove(name),
+    };
+}
 
 /// One registration: the kext's callbacks, or another driver's (a test stand-in, with none).
 #[derive(Clone, Copy)]
 struct Plumber {
-    attach: Option<proto_plumb_handler>,
-    detach: Option<proto_unplumb_handler>,
+    attach: proto_plumb_handler,
+    detach: proto_unplumb_handler,
     /// Registered through the KPI by the loaded kext (counted by the leak check).
     by_kext: bool,
 }
@@ -37,8 +83,8 @@ fn plumbers<R>(f: impl FnOnce(&mut HashMap<(u32, u32), Plumber>) -> R) -> R {
 extern "C" fn proto_register_plumber(
     pf: u32,
     family: u32,
-    attach: Option<proto_plumb_handler>,
-    detach: Option<proto_unplumb_handler>,
+    attach: proto_plumb_handler,
+    detach: proto_unplumb_handler,
 ) -> errno_t {
     plumbers(|p| {
         CALLS.fetch_add(1, Relaxed);
@@ -93,7 +139,7 @@ pub fn register_foreign_plumber(protocol: u32, family: u32) {
 }
 
 /// Whether a plumber is registered for (protocol, interface family).
-pub fn is_registered(protocol: u32, family: u32) -> bool {
+pub(crate) fn is_registered(protocol: u32, family: u32) -> bool {
     plumbers(|p| p.contains_key(&(protocol, family & 0xffff)))
 }
 

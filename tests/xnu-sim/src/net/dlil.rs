@@ -1,0 +1,274 @@
+//! The data-link interface layer (xnu bsd/net/dlil.c): packet input from the driver
+//! (`ifnet_input`, demux, delivery to the attached protocol), output to the driver in
+//! `dlil_output`'s order, protocol attach and detach, the interface ioctl dispatch, and the
+//! I/O references that keep a detach waiting while a stack call is inside the driver.
+
+use crate::abi::*;
+use crate::config::{self, Fault};
+use crate::errno::{check, Errno};
+use crate::mbuf;
+use crate::net::kpi_interface::{add_stats, with_if, with_table, IfState};
+use std::ffi::{c_char, c_int, c_void};
+
+/// `ifnet_input` (bsd/net/dlil.c → `ifnet_input_common`): for each packet (chained by
+/// `nextpkt`) the stack checks `rcvif` and `pkthdr.len` (stricter: a mismatch panics), demuxes
+/// through the driver, and delivers to the protocol attached for the family (whose input calls
+/// `proto_input`). Not modelled: XNU's own packet counting and its DLIL input thread.
+#[no_mangle]
+unsafe extern "C" fn ifnet_input(
+    ifp: ifnet_t,
+    first: mbuf_t,
+    stats: *const ifnet_stat_increment_param,
+) -> errno_t {
+    if !stats.is_null() {
+        // SAFETY: the KPI contract: a non-NULL `stats` points to the caller's counts.
+        let s = unsafe { *stats };
+        with_if(ifp, |i| add_stats(i, &s));
+    }
+    let mut m = first;
+    while !m.is_null() {
+        let next = mbuf_nextpkt_raw(m);
+        mbuf_setnextpkt_raw(m, std::ptr::null_mut());
+        deliver(ifp, m);
+        m = next;
+    }
+    0
+}
+
+fn mbuf_nextpkt_raw(m: mbuf_t) -> mbuf_t {
+    extern "C" {
+        fn mbuf_nextpkt(m: mbuf_t) -> mbuf_t;
+    }
+    // SAFETY: the simulator's own KPI function; it checks that `m` is a live mbuf.
+    unsafe { mbuf_nextpkt(m) }
+}
+
+fn mbuf_setnextpkt_raw(m: mbuf_t, n: mbuf_t) {
+    extern "C" {
+        fn mbuf_setnextpkt(m: mbuf_t, n: mbuf_t);
+    }
+    // SAFETY: the simulator's own KPI function; it checks that `m` is a live mbuf.
+    unsafe { mbuf_setnextpkt(m, n) }
+}
+
+fn deliver(ifp: ifnet_t, m: mbuf_t) {
+    extern "C" {
+        fn mbuf_pkthdr_header(m: mbuf_t) -> *mut c_void;
+    }
+    assert_eq!(
+        mbuf::rcvif(m),
+        ifp as usize,
+        "ifnet_input: pkthdr.rcvif is not the interface"
+    );
+    mbuf::check_packet_len(m);
+    let demux = with_if(ifp, |i| i.callbacks.demux).expect("demux callback");
+    // SAFETY: the simulator's own KPI function; `m` is a live packet (checked above).
+    let header = unsafe { mbuf_pkthdr_header(m) }.cast::<c_char>();
+    let mut pf: u32 = 0;
+    // SAFETY: the driver's demux callback, with its live ifnet, a live packet, the packet's
+    // frame header and a writable protocol family.
+    let rc = crate::kext::in_kext(|| unsafe { demux(ifp, m, header, &mut pf) });
+    let input = if rc == 0 {
+        with_if(ifp, |i| i.protocols.get(&pf).and_then(|p| p.input))
+    } else {
+        None
+    };
+    match input {
+        Some(input) => {
+            // SAFETY: the input function the driver attached for `pf`, given the packet
+            // (which it now owns) and its frame header.
+            crate::kext::in_kext(|| unsafe { input(ifp, pf, m, header) });
+        }
+        None => {
+            with_if(ifp, |i| i.stack_drops += 1);
+            mbuf::free_chain(m);
+        }
+    }
+}
+
+/// `ifnet_attach_protocol` (bsd/net/dlil.c → `dlil_attach_protocol_internal`): `ENXIO` unless attached, `EEXIST` when the family is attached, calls the driver's `add_proto`; on success marks the interface up and calls the driver's ioctl with `SIOCSIFFLAGS` and NULL (since xnu-4570.51.1, macOS 10.13.4).
+#[no_mangle]
+unsafe extern "C" fn ifnet_attach_protocol(
+    ifp: ifnet_t,
+    pf: u32,
+    param: *const ifnet_attach_proto_param,
+) -> errno_t {
+    // SAFETY: the KPI contract: `param` points to the caller's initialised parameters.
+    let param = unsafe { *param };
+    if param.input.is_none() || param.pre_output.is_none() {
+        return Errno::EINVAL.0;
+    }
+    let (state, exists, add_proto) = with_if(ifp, |i| {
+        (
+            i.state,
+            i.protocols.contains_key(&pf),
+            i.callbacks.add_proto,
+        )
+    });
+    if state != IfState::Attached {
+        return Errno::ENXIO.0;
+    }
+    if exists {
+        return Errno::EEXIST.0;
+    }
+    if config::should_fail(Fault::AttachProtocol) {
+        return Errno::ENOMEM.0;
+    }
+    if let Some(add) = add_proto {
+        // SAFETY: the driver's add_proto callback with its live ifnet and no demux list.
+        let rc = crate::kext::in_kext(|| unsafe { add(ifp, pf, std::ptr::null(), 0) });
+        if rc != 0 {
+            return rc;
+        }
+    }
+    with_if(ifp, |i| i.protocols.insert(pf, param));
+    // dlil.c (xnu-4570.51.1, macOS 10.13.4, and later): a protocol attached marks the
+    // interface up, then tells the driver with SIOCSIFFLAGS and a NULL argument.
+    with_if(ifp, |i| i.flags |= IFF_UP);
+    call_ioctl(ifp, crate::stack::cmd::SIOCSIFFLAGS, std::ptr::null_mut());
+    0
+}
+
+/// `ifnet_detach_protocol` (bsd/net/dlil.c, `if_proto_free`): `ENXIO` when `pf` is not
+/// attached; otherwise the protocol goes and the driver's `del_proto` is called; when it was
+/// the last one, `IFF_UP` is cleared and the driver's ioctl gets `SIOCSIFFLAGS` with NULL. Fault injection
+/// ([`Fault::IfnetDetachProtocol`]) makes it fail with `EINVAL` and change nothing.
+#[no_mangle]
+extern "C" fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t {
+    if config::should_fail(Fault::IfnetDetachProtocol) {
+        return Errno::EINVAL.0;
+    }
+    let (removed, del, last) = with_if(ifp, |i| {
+        let removed = i.protocols.remove(&pf).is_some();
+        (removed, i.callbacks.del_proto, i.protocols.is_empty())
+    });
+    if !removed {
+        return Errno::ENXIO.0;
+    }
+    if let Some(del) = del {
+        // SAFETY: the driver's del_proto callback with its live ifnet.
+        crate::kext::in_kext(|| unsafe { del(ifp, pf) });
+    }
+    // dlil.c `if_proto_free`: when the last protocol goes the interface is marked down and the
+    // driver is told with SIOCSIFFLAGS and a NULL argument (the mirror of the attach).
+    if last {
+        with_if(ifp, |i| i.flags &= !IFF_UP);
+        call_ioctl(ifp, crate::stack::cmd::SIOCSIFFLAGS, std::ptr::null_mut());
+    }
+    0
+}
+
+/// The interface ioctl dispatch (bsd/net/dlil.c `ifnet_ioctl`): the driver's ioctl callback,
+/// or `EOPNOTSUPP` without one. The generic layer (crate::stack) decides which errors count
+/// as success (`EOPNOTSUPP` on address commands does, as in XNU).
+pub(crate) fn call_ioctl(ifp: ifnet_t, cmd: u32, data: *mut c_void) -> c_int {
+    let ioctl = with_if(ifp, |i| i.callbacks.ioctl);
+    match ioctl {
+        // SAFETY: the driver's ioctl callback with its live ifnet; `data` is NULL or the
+        // argument buffer the command's size calls for, owned by the caller.
+        Some(f) => crate::kext::in_kext(|| unsafe { f(ifp, cmd as std::ffi::c_ulong, data) }),
+        None => Errno::EOPNOTSUPP.0,
+    }
+}
+
+/// An I/O reference on an attached (or detaching) interface, held by a stack call while it is
+/// inside the driver's callbacks; the detach waits for it.
+pub(crate) struct IoRef(usize);
+
+impl IoRef {
+    /// The interface.
+    pub(crate) fn ifp(&self) -> ifnet_t {
+        self.0 as ifnet_t
+    }
+}
+
+impl Drop for IoRef {
+    fn drop(&mut self) {
+        with_table(|t| {
+            if let Some(i) = t.get_mut(&self.0) {
+                i.iorefs -= 1;
+            }
+        });
+    }
+}
+
+/// Takes an I/O reference on interface `name`: `ENXIO` unless it is attached or detaching.
+pub(crate) fn io_ref(name: &str) -> Result<IoRef, Errno> {
+    with_table(|t| {
+        let (&h, i) = t
+            .iter_mut()
+            .find(|(_, i)| {
+                i.name == name && matches!(i.state, IfState::Attached | IfState::Detaching)
+            })
+            .ok_or(Errno::ENXIO)?;
+        i.iorefs += 1;
+        Ok(IoRef(h))
+    })
+}
+
+/// The stack sends `payload` through `ifp` toward `dest` (a sockaddr, `sa_len` first) in
+/// `dlil_output`'s order (non-raw): protocol pre-output, then the framer, then the driver's
+/// output; the driver taps BPF itself. `ENXIO` when `family` is not attached to the interface
+/// (`find_attached_proto` found nothing). The caller holds an I/O reference on `ifp`.
+pub(crate) fn output(ifp: ifnet_t, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
+    let (proto, framer, output) = with_if(ifp, |i| {
+        (
+            i.protocols.get(&family).copied(),
+            i.callbacks.framer,
+            i.callbacks.output,
+        )
+    });
+    let proto = proto.ok_or(Errno::ENXIO)?;
+    let mut sa = [0u8; 128];
+    sa[..dest.len()].copy_from_slice(dest);
+    let sa = sa.as_ptr().cast::<sockaddr>();
+    let mut m = mbuf::packet_from(payload);
+    let mut frame_type = [0 as c_char; 4];
+    let mut ll_dest = [0 as c_char; 16];
+    if let Some(pre) = proto.pre_output {
+        // SAFETY: the pre-output function the driver attached for `family`, given the packet
+        // (which it may replace), a 128-byte destination sockaddr, no route, and writable
+        // frame-type and link-destination buffers.
+        let rc = crate::kext::in_kext(|| unsafe {
+            pre(
+                ifp,
+                family,
+                &mut m,
+                sa,
+                std::ptr::null_mut(),
+                frame_type.as_mut_ptr(),
+                ll_dest.as_mut_ptr(),
+            )
+        });
+        if rc != 0 {
+            mbuf::free_chain(m);
+            return Err(Errno(rc));
+        }
+    }
+    if let Some(framer) = framer {
+        // SAFETY: the driver's framer, given the packet (which it may replace), the
+        // destination sockaddr and the buffers pre-output filled in.
+        let rc = crate::kext::in_kext(|| unsafe {
+            framer(ifp, &mut m, sa, ll_dest.as_ptr(), frame_type.as_ptr())
+        });
+        if rc != 0 {
+            if rc != Errno::EJUSTRETURN.0 {
+                mbuf::free_chain(m);
+            }
+            return Err(Errno(rc));
+        }
+    }
+    let output = output.expect("output callback");
+    // SAFETY: the driver's output callback, given the packet, which it now owns.
+    check(crate::kext::in_kext(|| unsafe { output(ifp, m) }))
+}
+
+/// A raw output (bsd/net/dlil.c `dlil_output` with `DLIL_OUTPUT_FLAGS_RAW`): no pre-output and
+/// no framer; `frame` reaches the driver's output as it is. The caller holds an I/O reference
+/// on `ifp`.
+pub(crate) fn output_raw(ifp: ifnet_t, frame: &[u8]) -> Result<(), Errno> {
+    let output = with_if(ifp, |i| i.callbacks.output).expect("output callback");
+    let m = mbuf::packet_from(frame);
+    // SAFETY: the driver's output callback, given the packet, which it now owns.
+    check(crate::kext::in_kext(|| unsafe { output(ifp, m) }))
+}
