@@ -447,15 +447,22 @@ _Static_assert(sizeof(struct sockaddr) == 16, "struct sockaddr is 16 bytes");
 _Static_assert(sizeof(struct timespec) == 16, "struct timespec is 16 bytes");
 _Static_assert(sizeof(dev_t) == 4, "Darwin dev_t is 32 bits");
 
-/* ---- the Rust core's entry points (src/kpi/entry.rs), wired up by the shim ---- */
+/* ---- the Rust core's entry points (src/entry.rs), wired up by the shim ---- */
+/* The link kinds the shim has a table for; src/link.rs describes each to the core. */
+enum tun_shim_link {
+    TUN_SHIM_LINK_IP = 0,
+    TUN_SHIM_LINK_COUNT
+};
+
 kern_return_t tun_driver_start(void);
 kern_return_t tun_driver_stop(void);
-d_open_t tun_dev_open;
-d_close_t tun_dev_close;
-d_rdwr_t tun_dev_read;
-d_rdwr_t tun_dev_write;
-d_ioctl_t tun_dev_ioctl;
-d_select_t tun_dev_select;
+/* The cdevsw entry points, with the link kind of the cdevsw the kernel called through. */
+int tun_dev_open(u_int32_t link, dev_t dev, int oflags, int devtype, struct proc *p);
+int tun_dev_close(u_int32_t link, dev_t dev, int fflag, int devtype, struct proc *p);
+int tun_dev_read(u_int32_t link, dev_t dev, struct uio *uio, int ioflag);
+int tun_dev_write(u_int32_t link, dev_t dev, struct uio *uio, int ioflag);
+int tun_dev_ioctl(u_int32_t link, dev_t dev, u_long cmd, caddr_t data, int fflag, struct proc *p);
+int tun_dev_select(u_int32_t link, dev_t dev, int which, void *wql, struct proc *p);
 errno_t tun_if_output(ifnet_t interface, mbuf_t data);
 errno_t tun_if_demux(ifnet_t interface, mbuf_t packet, char *frame_header,
                      protocol_family_t *protocol_family);
@@ -474,10 +481,10 @@ errno_t tun_proto_pre_output(ifnet_t ifp, protocol_family_t protocol, mbuf_t *pa
                              char *link_layer_dest);
 
 /* ---- the shim's services to the Rust core (shim/shim.c) ---- */
-int tun_shim_cdevsw_add(void);
-int tun_shim_cdevsw_remove(int major);
-void *tun_shim_make_node(int major, int unit);
-errno_t tun_shim_ifnet_allocate(u_int32_t unit, void *softc, ifnet_t *interface);
+int tun_shim_cdevsw_add(u_int32_t link);
+int tun_shim_cdevsw_remove(u_int32_t link, int major);
+void *tun_shim_make_node(u_int32_t link, int major, int unit);
+errno_t tun_shim_ifnet_allocate(u_int32_t link, u_int32_t unit, void *softc, ifnet_t *interface);
 errno_t tun_shim_attach_protocol(ifnet_t interface, protocol_family_t protocol);
 errno_t tun_shim_register_plumber(protocol_family_t protocol);
 void tun_shim_unregister_plumber(protocol_family_t protocol);

@@ -28,71 +28,149 @@ static int tun_no_mmap(void) { return ENODEV; }
 static void tun_no_strategy(struct buf *bp) { (void)bp; }
 
 /*
- * One static, zero-initialised object is given to cdevsw_add and to cdevsw_remove: removal
- * compares all 112 bytes, padding included (docs/kext-build.md section 7).
+ * The cdevsw entry points of one link kind: C functions (the kernel calls them through the
+ * cdevsw, so they are made here, rule 4) that forward to the Rust core with their kind.
  */
-static struct cdevsw tun_cdevsw = {
-    .d_open = tun_dev_open,
-    .d_close = tun_dev_close,
-    .d_read = tun_dev_read,
-    .d_write = tun_dev_write,
-    .d_ioctl = tun_dev_ioctl,
-    .d_stop = tun_no_stop,
-    .d_reset = tun_no_reset,
-    .d_ttys = NULL,
-    .d_select = tun_dev_select,
-    .d_mmap = tun_no_mmap,
-    .d_strategy = tun_no_strategy,
-    .d_reserved_1 = NULL,
-    .d_reserved_2 = NULL,
-    .d_type = 0,
+#define TUN_CDEV_ENTRY_POINTS(link, prefix)                                                     \
+    static int prefix##_open(dev_t dev, int oflags, int devtype, struct proc *p)               \
+    {                                                                                           \
+        return tun_dev_open(link, dev, oflags, devtype, p);                                     \
+    }                                                                                           \
+    static int prefix##_close(dev_t dev, int fflag, int devtype, struct proc *p)               \
+    {                                                                                           \
+        return tun_dev_close(link, dev, fflag, devtype, p);                                     \
+    }                                                                                           \
+    static int prefix##_read(dev_t dev, struct uio *uio, int ioflag)                           \
+    {                                                                                           \
+        return tun_dev_read(link, dev, uio, ioflag);                                            \
+    }                                                                                           \
+    static int prefix##_write(dev_t dev, struct uio *uio, int ioflag)                          \
+    {                                                                                           \
+        return tun_dev_write(link, dev, uio, ioflag);                                           \
+    }                                                                                           \
+    static int prefix##_ioctl(dev_t dev, u_long cmd, caddr_t data, int fflag, struct proc *p)  \
+    {                                                                                           \
+        return tun_dev_ioctl(link, dev, cmd, data, fflag, p);                                   \
+    }                                                                                           \
+    static int prefix##_select(dev_t dev, int which, void *wql, struct proc *p)                \
+    {                                                                                           \
+        return tun_dev_select(link, dev, which, wql, p);                                        \
+    }                                                                                           \
+    /* One static, zero-initialised object per kind is given to cdevsw_add and to            \
+     * cdevsw_remove: removal compares all 112 bytes, padding included (kext-build.md 7). */   \
+    static struct cdevsw prefix##_cdevsw = {                                                    \
+        .d_open = prefix##_open,                                                                \
+        .d_close = prefix##_close,                                                              \
+        .d_read = prefix##_read,                                                                \
+        .d_write = prefix##_write,                                                              \
+        .d_ioctl = prefix##_ioctl,                                                              \
+        .d_stop = tun_no_stop,                                                                  \
+        .d_reset = tun_no_reset,                                                                \
+        .d_ttys = NULL,                                                                         \
+        .d_select = prefix##_select,                                                            \
+        .d_mmap = tun_no_mmap,                                                                  \
+        .d_strategy = tun_no_strategy,                                                          \
+        .d_reserved_1 = NULL,                                                                   \
+        .d_reserved_2 = NULL,                                                                   \
+        .d_type = 0,                                                                            \
+    };
+
+TUN_CDEV_ENTRY_POINTS(TUN_SHIM_LINK_IP, tun_ip)
+
+/*
+ * One table per link kind (src/link.rs describes each kind to the core): the cdevsw, the
+ * device-node and interface names, and the ifnet_allocate parameters other than the unit, the
+ * unique id and the softc.
+ */
+struct tun_shim_link_table {
+    struct cdevsw *cdevsw;
+    const char *node_format;
+    const char *if_name;
+    u_int32_t if_name_len;
+    struct ifnet_init_params init;
 };
 
-int tun_shim_cdevsw_add(void) { return cdevsw_add(TUN_CDEVSW_SEARCH_FROM, &tun_cdevsw); }
+static const char tun_ip_if_name[] = "tun";
 
-int tun_shim_cdevsw_remove(int major) { return cdevsw_remove(major, &tun_cdevsw); }
+static const struct tun_shim_link_table tun_shim_links[TUN_SHIM_LINK_COUNT] = {
+    /* Contract U-1, U-4: /dev/tunN and interface tunN, IFNET_FAMILY_TUN / IFT_OTHER. */
+    [TUN_SHIM_LINK_IP] =
+        {
+            .cdevsw = &tun_ip_cdevsw,
+            .node_format = "tun%d",
+            .if_name = tun_ip_if_name,
+            .if_name_len = sizeof(tun_ip_if_name) - 1,
+            .init =
+                {
+                    .name = tun_ip_if_name,
+                    .family = IFNET_FAMILY_TUN,
+                    .type = IFT_OTHER,
+                    .output = tun_if_output,
+                    .demux = tun_if_demux,
+                    .add_proto = tun_if_add_proto,
+                    .del_proto = tun_if_del_proto,
+                    .check_multi = NULL,
+                    .framer = tun_if_framer,
+                    .ioctl = tun_if_ioctl,
+                    .set_bpf_tap = NULL,
+                    .detach = tun_if_detached,
+                    .event = NULL,
+                    .broadcast_addr = NULL,
+                    .broadcast_len = 0,
+                },
+        },
+};
 
-/* Contract LD-2 and U-1: /dev/tunN, character device, root:wheel, mode 0600. */
-void *tun_shim_make_node(int major, int unit)
+/* The table of `link`, or NULL for a kind the shim does not have. */
+static const struct tun_shim_link_table *tun_shim_link(u_int32_t link)
 {
-    return devfs_make_node(makedev(major, unit), DEVFS_CHAR, UID_ROOT, GID_WHEEL, 0600, "tun%d",
-                           unit);
+    return link < TUN_SHIM_LINK_COUNT ? &tun_shim_links[link] : NULL;
 }
 
-static const char tun_if_name[] = "tun";
-
-/* Contract U-4: interface tunN, IFNET_FAMILY_TUN / IFT_OTHER, unique id "tunN". */
-errno_t tun_shim_ifnet_allocate(u_int32_t unit, void *softc, ifnet_t *interface)
+int tun_shim_cdevsw_add(u_int32_t link)
 {
+    const struct tun_shim_link_table *t = tun_shim_link(link);
+    return t ? cdevsw_add(TUN_CDEVSW_SEARCH_FROM, t->cdevsw) : -1;
+}
+
+int tun_shim_cdevsw_remove(u_int32_t link, int major)
+{
+    const struct tun_shim_link_table *t = tun_shim_link(link);
+    return t ? cdevsw_remove(major, t->cdevsw) : -1;
+}
+
+/* Contract LD-2, U-1 (TU-1): the node, character device, root:wheel, mode 0600. */
+void *tun_shim_make_node(u_int32_t link, int major, int unit)
+{
+    const struct tun_shim_link_table *t = tun_shim_link(link);
+    return t ? devfs_make_node(makedev(major, unit), DEVFS_CHAR, UID_ROOT, GID_WHEEL, 0600,
+                               t->node_format, unit)
+             : NULL;
+}
+
+/* Contract U-4 (TU-4): the interface <name><unit>, unique id "<name><unit>". */
+errno_t tun_shim_ifnet_allocate(u_int32_t link, u_int32_t unit, void *softc, ifnet_t *interface)
+{
+    const struct tun_shim_link_table *t = tun_shim_link(link);
+    if (t == NULL || unit > 99 || t->if_name_len > 8) {
+        return EINVAL;
+    }
     /* ifnet_allocate copies the unique id; a stable one lets XNU recycle the same slot. */
-    char uniqueid[8] = {'t', 'u', 'n', 0, 0, 0, 0, 0};
-    u_int32_t len = 3;
+    char uniqueid[12] = {0};
+    u_int32_t len = 0;
+    for (; len < t->if_name_len; len++) {
+        uniqueid[len] = t->if_name[len];
+    }
     if (unit >= 10) {
         uniqueid[len++] = (char)('0' + unit / 10);
     }
     uniqueid[len++] = (char)('0' + unit % 10);
 
-    struct ifnet_init_params init = {
-        .uniqueid = uniqueid,
-        .uniqueid_len = len,
-        .name = tun_if_name,
-        .unit = unit,
-        .family = IFNET_FAMILY_TUN,
-        .type = IFT_OTHER,
-        .output = tun_if_output,
-        .demux = tun_if_demux,
-        .add_proto = tun_if_add_proto,
-        .del_proto = tun_if_del_proto,
-        .check_multi = NULL,
-        .framer = tun_if_framer,
-        .softc = softc,
-        .ioctl = tun_if_ioctl,
-        .set_bpf_tap = NULL,
-        .detach = tun_if_detached,
-        .event = NULL,
-        .broadcast_addr = NULL,
-        .broadcast_len = 0,
-    };
+    struct ifnet_init_params init = t->init;
+    init.uniqueid = uniqueid;
+    init.uniqueid_len = len;
+    init.unit = unit;
+    init.softc = softc;
     return ifnet_allocate(&init, interface);
 }
 

@@ -1,22 +1,22 @@
-//! The character-device entry points of `/dev/tunN` (docs/tun-contract.md sections 2, 4, 5, 7,
-//! 9, 10).
+//! The character-device entry points of every kind of unit (docs/tun-contract.md sections 2,
+//! 4, 5, 7, 9, 10): the gate, the unit's state, the one blocking dequeue, the counters, BPF and
+//! input are here; the framing of each medium is in its own module ([`crate::l3`]).
 //!
 //! Each one passes the driver gate on entry and leaves it at its one exit (the `GateRef`
 //! drops last), so unload can never free what an entry point is using.
 
 use crate::counters::Count;
 use crate::debug;
-use crate::framing::{self, Framing};
 use crate::gate;
 use crate::iface;
 use crate::klog;
 use crate::kpi::errno::Errno;
-use crate::kpi::ifnet::{IfFlags, Ifnet, DLT_NULL};
-use crate::kpi::mbuf::Mbuf;
+use crate::kpi::ifnet::{IfFlags, Ifnet};
 use crate::kpi::proc;
 use crate::kpi::select::SelectToken;
 use crate::kpi::uio::{FromUser, ToUser, Uio};
-use crate::limits::{AF_HEADER_LEN, TUNMRU, TUNMTU};
+use crate::l3;
+use crate::link::{LinkId, Medium};
 use crate::unit::{Setup, Unit};
 
 /// `select` interest bits (`FREAD`, `FWRITE`).
@@ -24,9 +24,9 @@ const FREAD: u32 = 1;
 const FWRITE: u32 = 2;
 
 /// open: exclusive (U-3); the first open builds interface `tunN`, which then persists (U-4).
-pub fn open(minor: u32) -> Result<(), Errno> {
+pub fn open(link: LinkId, minor: u32) -> Result<(), Errno> {
     let _gate = gate::enter()?;
-    let unit = Unit::get(minor)?;
+    let unit = Unit::get(link, minor)?;
     let (ifnet, setup) = {
         let mut state = unit.state.lock();
         if state.is_claimed() {
@@ -64,12 +64,12 @@ fn build_interface(
     let ifnet = match ifnet {
         Some(ifnet) => ifnet,
         None => {
-            let ifnet = Ifnet::allocate(unit.number() as u32, unit.softc())
+            let kind = unit.kind();
+            let ifnet = Ifnet::allocate(kind.table, unit.number() as u32, unit.softc())
                 .map_err(|e| (None, setup, e))?;
             // Every flag replaced: the creation defaults (U-4).
-            let all = IfFlags::from_bits_retain(u16::MAX);
-            ifnet.set_flags(IfFlags::POINTOPOINT | IfFlags::MULTICAST, all);
-            ifnet.set_mtu(TUNMTU);
+            ifnet.set_flags(kind.flags, IfFlags::from_bits_retain(u16::MAX));
+            ifnet.set_mtu(kind.mtu);
             // On failure the handle's drop gives back the allocation's reference.
             ifnet.attach().map_err(|e| (None, setup, e))?;
             setup.attached = true;
@@ -77,7 +77,8 @@ fn build_interface(
         }
     };
     if !setup.bpf {
-        ifnet.bpf_attach(DLT_NULL, AF_HEADER_LEN as u32); // U-9
+        let kind = unit.kind();
+        ifnet.bpf_attach(kind.dlt, kind.bpf_header_len as u32); // U-9
         setup.bpf = true;
     }
     // No protocol is attached here: the stack plumbs IPv4 and IPv6 through the driver's
@@ -87,9 +88,9 @@ fn build_interface(
 
 /// close (last close or revoke): the steps of section 10, in order; always succeeds for an
 /// open unit.
-pub fn close(minor: u32) -> Result<(), Errno> {
+pub fn close(link: LinkId, minor: u32) -> Result<(), Errno> {
     let _gate = gate::enter()?;
-    let unit = Unit::get(minor)?;
+    let unit = Unit::get(link, minor)?;
     let ifnet = {
         let mut state = unit.state.lock();
         if !state.open {
@@ -104,41 +105,44 @@ pub fn close(minor: u32) -> Result<(), Errno> {
         state.ifnet.clone()
     };
     // 4: without the unit mutex, since the stack calls back into the interface ioctl.
-    let failures = ifnet.map_or(0, |ifnet| iface::remove_addresses(unit.number(), &ifnet));
+    let failures = ifnet.map_or(0, |ifnet| iface::remove_addresses(unit, &ifnet));
     unit.counters.add_address_removal_failures(failures);
     let mut state = unit.state.lock();
     if let Some(ifnet) = &state.ifnet {
         // 5: the creation defaults (undoes TUNSIFMODE, TUNSIFINFO and SIOCSIFFLAGS edits).
-        ifnet.set_flags(
-            IfFlags::POINTOPOINT | IfFlags::MULTICAST,
-            IfFlags::UP
-                | IfFlags::RUNNING
-                | IfFlags::BROADCAST
-                | IfFlags::POINTOPOINT
-                | IfFlags::MULTICAST
-                | IfFlags::NOARP,
-        );
-        ifnet.set_mtu(TUNMTU);
+        let kind = unit.kind();
+        ifnet.set_flags(kind.flags, kind.close_resets);
+        ifnet.set_mtu(kind.mtu);
         ifnet.set_baudrate(0);
     }
     state.reset_modes();
     state.closing = false;
     if debug::level() != 0 {
-        klog!("tun{}: {}", unit.number(), unit.counters.snapshot());
+        klog!(
+            "{}{}: {}",
+            unit.kind().name,
+            unit.number(),
+            unit.counters.snapshot()
+        );
     }
     unit.wake_all(&state); // 6
     Ok(())
 }
 
 /// read: at most one packet per call, its prefix first; a short buffer truncates (RD-1..RD-9).
-pub fn read(minor: u32, uio: &mut Uio<'_, ToUser>, nonblocking: bool) -> Result<(), Errno> {
+pub fn read(
+    link: LinkId,
+    minor: u32,
+    uio: &mut Uio<'_, ToUser>,
+    nonblocking: bool,
+) -> Result<(), Errno> {
     let _gate = gate::enter()?;
-    let unit = Unit::get(minor)?;
+    let unit = Unit::get(link, minor)?;
     let room = uio.resid();
     if room == 0 {
         return Ok(()); // RD-3
     }
-    let (mut item, framing) = {
+    let (item, framing) = {
         let mut state = unit.state.lock();
         if !state.open {
             return Err(Errno::ENXIO);
@@ -146,25 +150,15 @@ pub fn read(minor: u32, uio: &mut Uio<'_, ToUser>, nonblocking: bool) -> Result<
         let item = unit.dequeue(&mut state, nonblocking)?;
         (item, state.framing)
     };
-    let family = item.family.to_be_bytes();
-    let prefix: &[u8] = match framing {
-        Framing::Raw => &[],
-        Framing::AfHeader => &family,
-        Framing::LinkLayer => item.dest.as_bytes(),
-    };
-    if room < prefix.len() + item.packet.len() {
-        // RD-2: the rest is freed below.
-        unit.counters.add(Count::TruncatedRead);
+    match unit.kind().medium {
+        Medium::Ip => l3::read(unit, item, framing, uio),
     }
-    uio.copy_out(&prefix[..prefix.len().min(room)])?;
-    item.packet.copy_out(0, uio)?; // RD-8: on a fault the packet is freed all the same
-    Ok(())
 }
 
 /// write: one call is one packet (W1..W9); never sleeps (WR-2).
-pub fn write(minor: u32, uio: &mut Uio<'_, FromUser>) -> Result<(), Errno> {
+pub fn write(link: LinkId, minor: u32, uio: &mut Uio<'_, FromUser>) -> Result<(), Errno> {
     let _gate = gate::enter()?;
-    let unit = Unit::get(minor)?;
+    let unit = Unit::get(link, minor)?;
     let len = uio.resid();
     if len == 0 {
         return Ok(()); // W1
@@ -176,7 +170,10 @@ pub fn write(minor: u32, uio: &mut Uio<'_, FromUser>) -> Result<(), Errno> {
         }
         (state.framing, state.ifnet.clone().ok_or(Errno::ENXIO)?)
     };
-    let result = write_packet(uio, len, framing, &ifnet);
+    let kind = unit.kind();
+    let result = match kind.medium {
+        Medium::Ip => l3::write(kind, uio, len, framing, &ifnet),
+    };
     let count = match &result {
         Err(_) => Count::InputError,  // W2..W6
         Ok(None) => Count::InputDrop, // W7, W8
@@ -190,80 +187,31 @@ pub fn write(minor: u32, uio: &mut Uio<'_, FromUser>) -> Result<(), Errno> {
         None => return Ok(()), // dropped, full length written (W7, W8)
     };
     let bytes = packet.len() as u32;
-    ifnet.tap_in(&packet, DLT_NULL, &family.to_ne_bytes());
+    ifnet.tap_in(&packet, kind.dlt, &family.to_ne_bytes());
     // Without the unit mutex: input may loop back into output. The stack owns the packet
     // now, whatever it answers; the interface statistics count it through `input`.
     let _ = ifnet.input(packet, bytes);
     Ok(())
 }
 
-/// Checks W2..W8 in order and builds the packet. `Ok(None)` is a counted drop (W7, W8).
-///
-/// The packet is built in one allocation with room for the 4-byte family word in front of the
-/// IP header; the user's bytes are copied once, straight into the chain (an AF header is read
-/// into that word's place first and replaced by the host-order family).
-fn write_packet(
-    uio: &mut Uio<'_, FromUser>,
-    len: usize,
-    framing: Framing,
-    ifnet: &Ifnet,
-) -> Result<Option<(Mbuf, u32)>, Errno> {
-    let header_len = framing.write_header_len();
-    if len > TUNMRU + header_len {
-        return Err(Errno::EIO); // W2
-    }
-    if len < header_len {
-        return Err(Errno::EINVAL); // W3
-    }
-    let header_family = if framing == Framing::AfHeader {
-        let mut header = [0u8; AF_HEADER_LEN];
-        uio.copy_in(&mut header)?;
-        Some(header)
-    } else {
-        None
-    };
-    if len == header_len {
-        // W7: an AF header alone. (Raw writes of 0 bytes never get here: W1.)
-        header_family
-            .map(framing::family_from_af_header)
-            .transpose()?;
-        return Ok(None);
-    }
-    let mut packet = Mbuf::from_uio(AF_HEADER_LEN, uio)?; // W4, W5
-    let family = match header_family {
-        Some(header) => framing::family_from_af_header(header)?, // W6, F-3
-        // W6; the packet has a first byte after the family word (`len` > `header_len`).
-        None => framing::family_from_version(packet.byte_at(AF_HEADER_LEN).ok_or(Errno::EINVAL)?)?,
-    };
-    if !ifnet.is_up() {
-        return Ok(None); // W8
-    }
-    // WR-1: the family sits just before the IP header, where demux finds it through
-    // pkthdr.header; the data then starts at the IP header.
-    packet.head_mut()[..AF_HEADER_LEN].copy_from_slice(&family.to_ne_bytes());
-    packet.take_frame_header(AF_HEADER_LEN)?;
-    packet.set_rcvif(ifnet);
-    Ok(Some((packet, family)))
-}
-
 /// ioctl on the device (section 7): any command on an open unit, see [`crate::dev_ioctl`].
-pub fn ioctl(minor: u32, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+pub fn ioctl(link: LinkId, minor: u32, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
     let _gate = gate::enter()?;
-    let unit = Unit::get(minor)?;
+    let unit = Unit::get(link, minor)?;
     let mut state = unit.state.lock();
     if !state.open {
         return Err(Errno::ENXIO);
     }
-    crate::dev_ioctl::handle(unit.number(), &mut state, cmd, arg)
+    crate::dev_ioctl::handle(unit, &mut state, cmd, arg)
 }
 
 /// select: readable iff a packet is queued or the unit is going away; always writable (SEL-1,
 /// SEL-2). Otherwise records the selector, under the same mutex as read (SEL-4).
-pub fn select(minor: u32, which: u32, wql: SelectToken) -> bool {
+pub fn select(link: LinkId, minor: u32, which: u32, wql: SelectToken) -> bool {
     let Ok(_gate) = gate::enter() else {
         return true; // going away: let read report ENXIO at once
     };
-    let Ok(unit) = Unit::get(minor) else {
+    let Ok(unit) = Unit::get(link, minor) else {
         return true;
     };
     match which {

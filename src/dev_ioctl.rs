@@ -10,9 +10,9 @@ use crate::ioctl::{self, int_arg, set_int_arg, IFNAMSIZ, TUNINFO_LEN};
 use crate::kpi::errno::Errno;
 use crate::kpi::ifnet::{IfFlags, Ifnet};
 use crate::kpi::proc;
-use crate::limits::TUN_MINMTU;
+use crate::link::LinkKind;
 use crate::owner::Owner;
-use crate::unit::UnitState;
+use crate::unit::{Unit, UnitState};
 use core::ops::Range;
 
 /// `IFT_OTHER`: the only interface type `TUNSIFINFO` accepts (the type tunN has).
@@ -67,7 +67,12 @@ impl TunInfo {
 
 /// One device ioctl on an open unit, with the unit mutex held (no call below re-enters the
 /// driver). Unknown commands → `ENOTTY`.
-pub fn handle(unit: usize, state: &mut UnitState, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+pub fn handle(
+    unit: &'static Unit,
+    state: &mut UnitState,
+    cmd: u32,
+    arg: &mut [u8],
+) -> Result<(), Errno> {
     let int_in = |arg: &[u8]| int_arg(arg).ok_or(Errno::EFAULT);
     let int_out = |arg: &mut [u8], v: i32| set_int_arg(arg, v).ok_or(Errno::EFAULT);
     match cmd {
@@ -76,7 +81,7 @@ pub fn handle(unit: usize, state: &mut UnitState, cmd: u32, arg: &mut [u8]) -> R
             Ok(())
         }
         ioctl::TUNGDEBUG => int_out(arg, debug::level()),
-        ioctl::TUNSIFINFO => set_info(interface(state)?, arg),
+        ioctl::TUNSIFINFO => set_info(unit.kind(), interface(state)?, arg),
         ioctl::TUNGIFINFO => {
             let ifnet = interface(state)?;
             TunInfo {
@@ -146,12 +151,12 @@ fn interface(state: &UnitState) -> Result<&Ifnet, Errno> {
 
 /// `TUNSIFINFO`: type first (`EPROTOTYPE`), then the MTU floor (`EINVAL`); on error nothing
 /// changes.
-fn set_info(ifnet: &Ifnet, arg: &[u8]) -> Result<(), Errno> {
+fn set_info(kind: &LinkKind, ifnet: &Ifnet, arg: &[u8]) -> Result<(), Errno> {
     let info = TunInfo::parse(arg).ok_or(Errno::EFAULT)?;
     if info.if_type != IFT_OTHER {
         return Err(Errno::EPROTOTYPE);
     }
-    if u32::from(info.mtu) < TUN_MINMTU {
+    if u32::from(info.mtu) < kind.min_mtu {
         return Err(Errno::EINVAL);
     }
     ifnet.set_mtu(u32::from(info.mtu));

@@ -8,8 +8,9 @@ use crate::kpi::errno::Errno;
 use crate::kpi::ifnet::{self, AF_INET, AF_INET6};
 use crate::kpi::lock::{Interruptible, KMutex, LockGroup};
 use crate::kpi::nodes::{self, DevNode, Major};
-use crate::limits::TUN_UNITS;
-use crate::unit::{Setup, Unit, UnitState, UNITS};
+use crate::limits::MAX_UNITS;
+use crate::link::LinkId;
+use crate::unit::{self, Setup, Unit, UnitState};
 use core::ffi::CStr;
 
 /// The kext's bundle identifier, from `Info.plist` (`CFBundleIdentifier`, read by build.rs):
@@ -20,17 +21,27 @@ pub const BUNDLE_ID: &CStr =
         Err(_) => panic!("TUN_BUNDLE_ID holds a NUL"),
     };
 
-/// Driver-wide registrations. Guarded by the global kernel mutex; unload sleeps on it while
-/// the gate drains.
-struct Registrations {
+/// The registrations of one link kind: its cdevsw entry and its nodes.
+struct KindRegistrations {
     major: Option<Major>,
-    nodes: [Option<DevNode>; TUN_UNITS],
+    /// Room for the most units any kind has.
+    nodes: [Option<DevNode>; MAX_UNITS],
 }
 
-static GLOBAL: KMutex<Registrations> = KMutex::new(Registrations {
-    major: None,
-    nodes: [const { None }; TUN_UNITS],
-});
+impl KindRegistrations {
+    const NONE: KindRegistrations = KindRegistrations {
+        major: None,
+        nodes: [const { None }; MAX_UNITS],
+    };
+}
+
+/// Driver-wide registrations, one entry per kind in [`LinkId::ALL`] order. Guarded by the
+/// global kernel mutex; unload sleeps on it while the gate drains.
+struct Registrations([KindRegistrations; LinkId::ALL.len()]);
+
+static GLOBAL: KMutex<Registrations> = KMutex::new(Registrations(
+    [const { KindRegistrations::NONE }; LinkId::ALL.len()],
+));
 
 /// The lock group every driver mutex comes from. A spin lock: taken only at load and unload,
 /// never across a sleep.
@@ -41,11 +52,10 @@ static LOCK_GROUP: spin::Mutex<Option<LockGroup>> = spin::Mutex::new(None);
 pub fn start() -> Result<(), Errno> {
     // Nothing is registered yet, so no other thread can see this state: start fresh (the same
     // static storage serves every load of the kext).
-    GLOBAL.replace_unshared(Registrations {
-        major: None,
-        nodes: [const { None }; TUN_UNITS],
-    });
-    for unit in &UNITS {
+    GLOBAL.replace_unshared(Registrations(
+        [const { KindRegistrations::NONE }; LinkId::ALL.len()],
+    ));
+    for unit in unit::all() {
         unit.state.replace_unshared(UnitState::new());
         unit.counters.reset();
     }
@@ -102,7 +112,7 @@ fn register_plumbers() -> Result<(), Errno> {
 
 fn install_mutexes(group: &LockGroup) -> Result<(), Errno> {
     GLOBAL.install(group)?;
-    for unit in &UNITS {
+    for unit in unit::all() {
         unit.state.install(group)?;
     }
     Ok(())
@@ -112,10 +122,11 @@ fn install_mutexes(group: &LockGroup) -> Result<(), Errno> {
 /// and every interface is detached), so none is in use; one that were would stay allocated
 /// (and be logged) rather than be freed under its user.
 fn uninstall_mutexes(group: &LockGroup) {
-    for unit in &UNITS {
+    for unit in unit::all() {
         if unit.state.uninstall(group).is_err() {
             klog!(
-                "tun{}: unit mutex still in use at unload; not freed",
+                "{}{}: unit mutex still in use at unload; not freed",
+                unit.kind().name,
                 unit.number()
             );
         }
@@ -132,42 +143,50 @@ fn free_locks() {
     }
 }
 
-/// LD-1, LD-2: the cdevsw entry (if not there yet), then `/dev/tun0..15`.
+/// LD-1, LD-2 (TL-1): for each kind in turn, its cdevsw entry (if not there yet), then its
+/// nodes.
 fn register_devices(global: &mut Registrations) -> Result<(), Errno> {
-    let major = match global.major {
-        Some(major) => major,
-        None => {
-            let Some(major) = nodes::cdevsw_add() else {
-                klog!("no free character-device major");
-                return Err(Errno::EBUSY);
-            };
-            global.major = Some(major);
-            major
-        }
-    };
-    for (unit, slot) in global.nodes.iter_mut().enumerate() {
-        if slot.is_none() {
-            *slot = Some(DevNode::make(major, unit).inspect_err(|_| {
-                klog!("devfs_make_node tun{} failed", unit);
-            })?);
+    for (link, kind_regs) in LinkId::ALL.into_iter().zip(&mut global.0) {
+        let kind = link.kind();
+        let major = match kind_regs.major {
+            Some(major) => major,
+            None => {
+                let Some(major) = nodes::cdevsw_add(kind.table) else {
+                    klog!("no free character-device major for {}", kind.name);
+                    return Err(Errno::EBUSY);
+                };
+                kind_regs.major = Some(major);
+                major
+            }
+        };
+        for (unit, slot) in kind_regs.nodes[..kind.units].iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = Some(DevNode::make(kind.table, major, unit).inspect_err(|_| {
+                    klog!("devfs_make_node {}{} failed", kind.name, unit);
+                })?);
+            }
         }
     }
     Ok(())
 }
 
-/// Removes the nodes, then the cdevsw entry. Whether the entry is gone (`cdevsw_remove` can
-/// refuse, and then the table still points at the driver).
+/// Removes every kind's nodes, then its cdevsw entry. Whether every entry is gone
+/// (`cdevsw_remove` can refuse, and then the table still points at the driver).
 fn unregister_devices(global: &mut Registrations) -> bool {
-    for node in global.nodes.iter_mut().filter_map(Option::take) {
-        node.remove();
-    }
-    if let Some(major) = global.major {
-        if !nodes::cdevsw_remove(major) {
-            return false;
+    let mut all_gone = true;
+    for (link, kind_regs) in LinkId::ALL.into_iter().zip(&mut global.0) {
+        for node in kind_regs.nodes.iter_mut().filter_map(Option::take) {
+            node.remove();
         }
-        global.major = None;
+        if let Some(major) = kind_regs.major {
+            if nodes::cdevsw_remove(link.kind().table, major) {
+                kind_regs.major = None;
+            } else {
+                all_gone = false;
+            }
+        }
     }
-    true
+    all_gone
 }
 
 /// After a failed unload: devices back and the gate open, so the driver stays usable (ST-2,
@@ -187,14 +206,14 @@ pub fn stop() -> Result<(), Errno> {
     let mut global = GLOBAL.lock();
     // ST-1: close the gate, then look. An entry that raced past the gate is counted.
     let busy = gate::close_and_look()
-        || UNITS.iter().any(|u| {
+        || unit::all().any(|u| {
             let state = u.state.lock();
             state.is_claimed()
         });
     if busy {
         gate::reopen();
         // RD-6: sleepers re-check and, the unit still being open, go back to sleep.
-        for unit in &UNITS {
+        for unit in unit::all() {
             let state = unit.state.lock();
             unit.wake_all(&state);
         }
@@ -214,10 +233,11 @@ pub fn stop() -> Result<(), Errno> {
 
     // ST-3: detach every interface that was ever attached and wait for its callback; then
     // the plumbers, which no interface of ours can reach any more.
-    for unit in &UNITS {
+    for unit in unit::all() {
         if let Err(e) = detach_interface(unit) {
             klog!(
-                "tun{}: detaching the interface failed (errno {}); staying loaded",
+                "{}{}: detaching the interface failed (errno {}); staying loaded",
+                unit.kind().name,
                 unit.number(),
                 e.code()
             );
@@ -230,7 +250,7 @@ pub fn stop() -> Result<(), Errno> {
     // ST-4: no thread can reach driver state any more. A `detached` callback that woke us may
     // still be leaving its unit mutex: drain the gate once more before freeing the locks.
     gate::drain(&mut GLOBAL.lock());
-    for unit in &UNITS {
+    for unit in unit::all() {
         let state = unit.state.lock();
         state.sel.clear();
     }
@@ -253,7 +273,7 @@ fn detach_interface(unit: &'static Unit) -> Result<(), Errno> {
     // An admin may have configured a closed interface; the stack calls back into the
     // interface ioctl, so no unit mutex is held here.
     if setup.attached {
-        let failures = iface::remove_addresses(unit.number(), &ifnet);
+        let failures = iface::remove_addresses(unit, &ifnet);
         unit.counters.add_address_removal_failures(failures);
     }
     for family in protocols.families() {

@@ -16,6 +16,7 @@ use crate::kpi::ifnet;
 use crate::kpi::nodes::minor;
 use crate::kpi::select::SelectToken;
 use crate::kpi::sys;
+use crate::link::LinkId;
 use crate::{cdev, driver, iface};
 use core::ffi::{c_char, c_int, c_ulong, c_void};
 
@@ -24,6 +25,11 @@ fn errno_of(result: Result<(), Errno>) -> c_int {
         Ok(()) => 0,
         Err(e) => e.code(),
     }
+}
+
+/// The kind of a cdevsw the kernel called through (`link` as the shim's table numbers it).
+fn link_of(link: u32) -> Result<LinkId, Errno> {
+    LinkId::from_index(link as usize).ok_or(Errno::ENXIO)
 }
 
 fn kern_return_of(result: Result<(), Errno>) -> sys::kern_return_t {
@@ -45,71 +51,90 @@ pub extern "C" fn tun_driver_stop() -> sys::kern_return_t {
     kern_return_of(driver::stop())
 }
 
-/// `d_open`.
+/// `d_open` of the cdevsw of kind `link`.
 #[no_mangle]
 pub extern "C" fn tun_dev_open(
+    link: u32,
     dev: sys::dev_t,
     _oflags: c_int,
     _devtype: c_int,
     _p: *mut sys::proc_,
 ) -> c_int {
-    errno_of(cdev::open(minor(dev)))
+    errno_of(link_of(link).and_then(|link| cdev::open(link, minor(dev))))
 }
 
 /// `d_close`.
 #[no_mangle]
 pub extern "C" fn tun_dev_close(
+    link: u32,
     dev: sys::dev_t,
     _fflag: c_int,
     _devtype: c_int,
     _p: *mut sys::proc_,
 ) -> c_int {
-    errno_of(cdev::close(minor(dev)))
+    errno_of(link_of(link).and_then(|link| cdev::close(link, minor(dev))))
 }
 
 /// `d_read`.
 #[no_mangle]
-pub extern "C" fn tun_dev_read(dev: sys::dev_t, mut uio: ReadUio, ioflag: c_int) -> c_int {
+pub extern "C" fn tun_dev_read(
+    link: u32,
+    dev: sys::dev_t,
+    mut uio: ReadUio,
+    ioflag: c_int,
+) -> c_int {
     let Some(mut uio) = uio.get() else {
         return Errno::EINVAL.code();
     };
     let nonblocking = ioflag & sys::IO_NDELAY as c_int != 0;
-    errno_of(cdev::read(minor(dev), &mut uio, nonblocking))
+    errno_of(link_of(link).and_then(|link| cdev::read(link, minor(dev), &mut uio, nonblocking)))
 }
 
 /// `d_write`.
 #[no_mangle]
-pub extern "C" fn tun_dev_write(dev: sys::dev_t, mut uio: WriteUio, _ioflag: c_int) -> c_int {
+pub extern "C" fn tun_dev_write(
+    link: u32,
+    dev: sys::dev_t,
+    mut uio: WriteUio,
+    _ioflag: c_int,
+) -> c_int {
     let Some(mut uio) = uio.get() else {
         return Errno::EINVAL.code();
     };
-    errno_of(cdev::write(minor(dev), &mut uio))
+    errno_of(link_of(link).and_then(|link| cdev::write(link, minor(dev), &mut uio)))
 }
 
 /// `d_ioctl`: `data` is a kernel buffer sized from the command (copied in/out by the kernel).
 #[no_mangle]
 pub extern "C" fn tun_dev_ioctl(
+    link: u32,
     dev: sys::dev_t,
     cmd: c_ulong,
     mut data: IoctlData,
     _fflag: c_int,
     _p: *mut sys::proc_,
 ) -> c_int {
-    match data.get(cmd) {
-        Ok(arg) => errno_of(cdev::ioctl(minor(dev), cmd as u32, arg)),
-        Err(e) => e.code(),
-    }
+    let result = link_of(link).and_then(|link| {
+        let arg = data.get(cmd)?;
+        cdev::ioctl(link, minor(dev), cmd as u32, arg)
+    });
+    errno_of(result)
 }
 
 /// `d_select`: 1 if ready, else records the selector and returns 0.
 #[no_mangle]
 pub extern "C" fn tun_dev_select(
+    link: u32,
     dev: sys::dev_t,
     which: c_int,
     wql: SelectToken,
     _p: *mut sys::proc_,
 ) -> c_int {
-    c_int::from(cdev::select(minor(dev), which as u32, wql))
+    // An unknown kind cannot come from the shim; answer "ready" so read reports the error.
+    let ready = link_of(link).map_or(true, |link| {
+        cdev::select(link, minor(dev), which as u32, wql)
+    });
+    c_int::from(ready)
 }
 
 /// ifnet `output`: a packet from the stack, framed by [`tun_if_framer`] or raw (OUT-6).

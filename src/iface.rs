@@ -10,21 +10,25 @@ use crate::klog;
 use crate::kpi::addr::{AddressList, KernelSocket, SockAddr, SOCKADDR_MAX_LEN};
 use crate::kpi::args::IfIoctlArg;
 use crate::kpi::errno::Errno;
-use crate::kpi::ifnet::{IfFlags, Ifnet, AF_INET6, DLT_NULL};
+use crate::kpi::ifnet::{IfFlags, Ifnet, AF_INET6};
 use crate::kpi::lock::wakeup;
 use crate::kpi::log::TextBuf;
 use crate::kpi::mbuf::{Mbuf, PacketTag};
-use crate::limits::{AF_HEADER_LEN, TUN_MAXMTU, TUN_MINMTU};
+use crate::limits::AF_HEADER_LEN;
 use crate::owner;
 use crate::queue::QueuedPacket;
 use crate::unit::{Unit, UnitState};
 use core::ffi::CStr;
 
-/// The interface name of `unit`, `"tunN"`, NUL-padded to `IFNAMSIZ` (`TUNGIFNAME`, ifreq).
-pub fn interface_name(unit: usize) -> [u8; IFNAMSIZ] {
+/// The interface name of `unit`, e.g. `"tun3"`, NUL-padded to `IFNAMSIZ` (`TUNGIFNAME`,
+/// ifreq).
+pub fn interface_name(unit: &'static Unit) -> [u8; IFNAMSIZ] {
     let mut name = [0u8; IFNAMSIZ];
-    // "tun" and a unit below TUN_UNITS fit in 15 bytes; the last byte stays NUL.
-    TextBuf::format(&mut name[..IFNAMSIZ - 1], format_args!("tun{unit}"));
+    // A kind's name and a unit number fit in 15 bytes; the last byte stays NUL.
+    TextBuf::format(
+        &mut name[..IFNAMSIZ - 1],
+        format_args!("{}{}", unit.kind().name, unit.number()),
+    );
     name
 }
 
@@ -159,7 +163,11 @@ fn enqueue(
         return Err(Errno::EAFNOSUPPORT); // O3
     }
     let bytes = packet.len() as u32;
-    ifnet.tap_out(&packet, DLT_NULL, &family.to_ne_bytes()); // OUT-1: before the queue limit
+    let kind = unit.kind();
+    ifnet.tap_out(&packet, kind.dlt, &family.to_ne_bytes()); // OUT-1: before the queue limit
+    if state.queue.len() >= kind.queue_limit {
+        return Err(Errno::ENOBUFS); // O4: the packet is freed here
+    }
     state
         .queue
         .push(QueuedPacket {
@@ -212,7 +220,8 @@ pub fn ioctl(ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
         ioctl::SIOCSIFFLAGS | ioctl::SIOCADDMULTI | ioctl::SIOCDELMULTI => Ok(()),
         ioctl::SIOCSIFMTU => {
             let mtu = arg.ifreq_mtu().ok_or(Errno::EINVAL)?;
-            if !(TUN_MINMTU..=TUN_MAXMTU).contains(&mtu) {
+            let kind = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?.kind();
+            if !(kind.min_mtu..=kind.max_mtu).contains(&mtu) {
                 return Err(Errno::EINVAL);
             }
             ifnet.set_mtu(mtu);
@@ -248,19 +257,25 @@ pub fn append_status(ascii: &mut [u8], pid: Option<i32>) {
     ascii[end + written] = 0;
 }
 
-/// Removes every IPv4 and IPv6 address of `tun<unit>`, link-local included, through
+/// Removes every IPv4 and IPv6 address of `unit`'s interface, link-local included, through
 /// in-kernel sockets (`SIOCDIFADDR`, `SIOCDIFADDR_IN6`); their routes go with them (close step
 /// 4, ST-3). Returns how many could not be removed; each failure is logged. Call it without
 /// the unit mutex: the stack calls back into [`ioctl`].
 ///
 /// Each address goes back exactly as `ifaddr_address` gave it: a link-local one keeps its
 /// embedded scope (the KAME form), which `in6_control` accepts for this interface.
-pub fn remove_addresses(unit: usize, ifnet: &Ifnet) -> u64 {
+pub fn remove_addresses(unit: &'static Unit, ifnet: &Ifnet) -> u64 {
     let name = interface_name(unit);
+    let (prefix, number) = (unit.kind().name, unit.number());
     let list = match AddressList::of(ifnet) {
         Ok(list) => list,
         Err(e) => {
-            klog!("tun{}: cannot list addresses: errno {}", unit, e.code());
+            klog!(
+                "{}{}: cannot list addresses: errno {}",
+                prefix,
+                number,
+                e.code()
+            );
             return 1;
         }
     };
@@ -282,8 +297,9 @@ pub fn remove_addresses(unit: usize, ifnet: &Ifnet) -> u64 {
         if let Err(e) = result {
             failures += 1;
             klog!(
-                "tun{}: removing an address of family {} failed: errno {}",
-                unit,
+                "{}{}: removing an address of family {} failed: errno {}",
+                prefix,
+                number,
                 family,
                 e.code()
             );
@@ -344,9 +360,10 @@ mod tests {
 
     #[test]
     fn interface_names_are_nul_padded() {
-        assert_eq!(&interface_name(0)[..5], b"tun0\0");
-        assert_eq!(&interface_name(15)[..6], b"tun15\0");
-        assert!(interface_name(15)[5..].iter().all(|&b| b == 0));
+        let tun = crate::unit::units_of(crate::link::LinkId::Tun);
+        assert_eq!(&interface_name(&tun[0])[..5], b"tun0\0");
+        assert_eq!(&interface_name(&tun[15])[..6], b"tun15\0");
+        assert!(interface_name(&tun[15])[5..].iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! tests/suites/floors.sh):
 //! - [`entry`]: the `extern "C"` functions the shim's tables point at;
 //! - the core: load/unload ([`driver`]), the unload [`gate`], per-unit state ([`unit`],
-//!   [`counters`]), the packet queue ([`queue`]), framing ([`framing`]), the character-device
-//!   side ([`cdev`], [`dev_ioctl`]) and the interface side ([`iface`]), with no cycles;
+//!   [`counters`]), the kinds of unit ([`link`]), the packet queue ([`queue`]), framing
+//!   ([`framing`], [`l3`]), the character-device side ([`cdev`], [`dev_ioctl`]) and the
+//!   interface side ([`iface`]), with no cycles;
 //! - [`kpi`]: safe wrappers over the XNU KPI, the one module where `unsafe` blocks are
 //!   allowed, which knows nothing of tun.
 //!
@@ -30,7 +31,9 @@ pub mod gate;
 pub mod iface;
 pub mod ioctl;
 pub mod kpi;
+pub mod l3;
 pub mod limits;
+pub mod link;
 pub mod owner;
 pub mod queue;
 pub mod unit;

@@ -2,6 +2,8 @@
 
 /// Units `0..TUN_UNITS`: `/dev/tun0` … `/dev/tun15`.
 pub const TUN_UNITS: usize = 16;
+/// The most units any kind has (room in the driver's node table).
+pub const MAX_UNITS: usize = TUN_UNITS;
 /// Output-queue limit per unit, in packets.
 pub const TUN_QLEN: usize = 128;
 /// MTU at creation and after every close.

@@ -1,4 +1,5 @@
-//! Per-unit state: one `/dev/tunN` and its interface `tunN`.
+//! Per-unit state: one device node (`/dev/tunN`) and its interface (`tunN`), of one kind
+//! ([`crate::link`]).
 //!
 //! Lock coverage: every field of [`UnitState`] (modes, owner, queue, selinfo) is guarded by
 //! the unit's kernel mutex ([`Unit::state`]). The counters ([`Unit::counters`]) are atomics,
@@ -19,6 +20,7 @@ use crate::kpi::ifnet::{Ifnet, AF_INET, AF_INET6};
 use crate::kpi::lock::{wakeup, Channel, Interruptible, KGuard, KMutex};
 use crate::kpi::select::SelInfo;
 use crate::limits::TUN_UNITS;
+use crate::link::{LinkId, LinkKind};
 use crate::owner::Owner;
 use crate::queue::{PacketQueue, QueuedPacket};
 
@@ -148,21 +150,43 @@ impl Default for UnitState {
     }
 }
 
-/// One unit: its state behind its kernel mutex, and its counters.
+/// One unit: its kind, its state behind its kernel mutex, and its counters.
 pub struct Unit {
+    /// Which kind of unit it is.
+    pub link: LinkId,
     /// The unit's state; see the module doc for lock coverage.
     pub state: KMutex<UnitState>,
     /// Section 12 counters: atomics, taken without the mutex.
     pub counters: CounterCells,
 }
 
-/// Every unit, in static storage: unit N is `UNITS[N]`.
-pub static UNITS: [Unit; TUN_UNITS] = [const {
-    Unit {
-        state: KMutex::new(UnitState::new()),
-        counters: CounterCells::new(),
+impl Unit {
+    const fn new(link: LinkId) -> Unit {
+        Unit {
+            link,
+            state: KMutex::new(UnitState::new()),
+            counters: CounterCells::new(),
+        }
     }
-}; TUN_UNITS];
+}
+
+/// The tun units, in static storage: `tunN` is `TUN[N]`.
+static TUN: [Unit; TUN_UNITS] = [const { Unit::new(LinkId::Tun) }; TUN_UNITS];
+
+/// The units of kind `link`, by number.
+pub fn units_of(link: LinkId) -> &'static [Unit] {
+    match link {
+        LinkId::Tun => &TUN,
+    }
+}
+
+/// Every unit of every kind.
+pub fn all() -> impl Iterator<Item = &'static Unit> {
+    LinkId::ALL.into_iter().flat_map(units_of)
+}
+
+/// Units per kind in a softc: `softc - 1 = kind index * SOFTC_STRIDE + number`.
+const SOFTC_STRIDE: usize = 256;
 
 impl Unit {
     /// Records `count` in the unit counters and, where it shows there, in the interface
@@ -172,28 +196,36 @@ impl Unit {
         count.to_ifnet(ifnet);
     }
 
-    /// The unit for a device minor number.
-    pub fn get(minor: u32) -> Result<&'static Unit, Errno> {
-        UNITS.get(minor as usize).ok_or(Errno::ENXIO)
+    /// The unit of kind `link` for a device minor number.
+    pub fn get(link: LinkId, minor: u32) -> Result<&'static Unit, Errno> {
+        units_of(link).get(minor as usize).ok_or(Errno::ENXIO)
     }
 
-    /// The unit an interface was allocated for: its softc is the unit number plus one. Says
+    /// The unit an interface was allocated for, from its softc ([`Unit::softc`]). Says
     /// nothing about whether the interface is still the unit's (see `iface`).
     pub fn of_interface(ifnet: &Ifnet) -> Option<&'static Unit> {
-        UNITS.get(ifnet.softc().checked_sub(1)?)
+        let code = ifnet.softc().checked_sub(1)?;
+        let link = LinkId::from_index(code / SOFTC_STRIDE)?;
+        units_of(link).get(code % SOFTC_STRIDE)
     }
 
-    /// The softc an interface of this unit is allocated with.
+    /// The softc an interface of this unit is allocated with: its kind and number, plus one
+    /// (never 0).
     pub fn softc(&'static self) -> usize {
-        self.number() + 1
+        self.link as usize * SOFTC_STRIDE + self.number() + 1
     }
 
-    /// The unit's number.
+    /// The unit's kind.
+    pub fn kind(&self) -> &'static LinkKind {
+        self.link.kind()
+    }
+
+    /// The unit's number within its kind.
     pub fn number(&'static self) -> usize {
-        UNITS
+        units_of(self.link)
             .iter()
             .position(|u| core::ptr::eq(u, self))
-            .expect("unit in UNITS")
+            .expect("unit in its kind's array")
     }
 
     /// The channel readers and unload sleep on.
@@ -235,9 +267,14 @@ impl Unit {
     }
 }
 
-/// The counters of `unit` (section 12) for the host tests and the debug dump; `None` when the
-/// unit does not exist or the driver is not loaded.
-pub fn counters(unit: usize) -> Option<UnitCounters> {
-    let unit = UNITS.get(unit)?;
+/// The counters of unit `number` of kind `link` (section 12) for the host tests and the debug
+/// dump; `None` when the unit does not exist or the driver is not loaded.
+pub fn counters_of(link: LinkId, number: usize) -> Option<UnitCounters> {
+    let unit = units_of(link).get(number)?;
     unit.state.is_installed().then(|| unit.counters.snapshot())
+}
+
+/// The counters of `tun<number>` (see [`counters_of`]).
+pub fn counters(number: usize) -> Option<UnitCounters> {
+    counters_of(LinkId::Tun, number)
 }

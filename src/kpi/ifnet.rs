@@ -2,6 +2,7 @@
 
 use super::errno::{check, Errno};
 use super::mbuf::Mbuf;
+use super::nodes::ShimTable;
 use super::sys;
 use core::ffi::c_void;
 use core::marker::PhantomData;
@@ -108,12 +109,14 @@ impl Ifnet {
         self.0.as_ptr()
     }
 
-    /// Allocates interface `tun<unit>` with the driver's callbacks (shim) and `softc`; the
+    /// Allocates interface `unit` with the parameters of the shim's `table` and `softc`; the
     /// handle holds the reference `ifnet_allocate` returns.
-    pub fn allocate(unit: u32, softc: usize) -> Result<Ifnet, Errno> {
+    pub fn allocate(table: ShimTable, unit: u32, softc: usize) -> Result<Ifnet, Errno> {
         let mut ifp: sys::ifnet_t = core::ptr::null_mut();
         // SAFETY: `ifp` is a valid out-pointer; softc is an opaque integer the kernel stores.
-        check(unsafe { sys::tun_shim_ifnet_allocate(unit, softc as *mut c_void, &mut ifp) })?;
+        check(unsafe {
+            sys::tun_shim_ifnet_allocate(table.raw(), unit, softc as *mut c_void, &mut ifp)
+        })?;
         NonNull::new(ifp).map(Ifnet).ok_or(Errno::ENOMEM)
     }
 

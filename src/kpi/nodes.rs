@@ -1,9 +1,25 @@
-//! The character-device switch entry and the `/dev/tunN` nodes.
+//! The character-device switch entries and the device nodes, made from the shim's per-kind
+//! tables.
 
 use super::errno::Errno;
 use super::sys;
 use core::ffi::c_void;
 use core::ptr::NonNull;
+
+/// One of the shim's per-kind tables (shim/shim.c `tun_shim_links`): a cdevsw, a node name and
+/// the `ifnet_init_params` of one link kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShimTable(u32);
+
+impl ShimTable {
+    /// The table of IP (layer 3, point-to-point) units.
+    pub const IP: ShimTable = ShimTable(sys::TUN_SHIM_LINK_IP);
+
+    /// The raw index the shim takes.
+    pub(super) fn raw(self) -> u32 {
+        self.0
+    }
+}
 
 /// The major number the kernel gave our `cdevsw` entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,30 +32,30 @@ impl Major {
     }
 }
 
-/// Registers the driver's `cdevsw` (contract LD-1); `None` if the kernel has no free slot.
-pub fn cdevsw_add() -> Option<Major> {
+/// Registers the `cdevsw` of `table` (contract LD-1); `None` if the kernel has no free slot.
+pub fn cdevsw_add(table: ShimTable) -> Option<Major> {
     // SAFETY: the shim passes its static cdevsw; no Rust memory is involved.
-    let major = unsafe { sys::tun_shim_cdevsw_add() };
+    let major = unsafe { sys::tun_shim_cdevsw_add(table.raw()) };
     (major >= 0).then_some(Major(major))
 }
 
-/// Removes the driver's `cdevsw`; `false` if the kernel refused.
-pub fn cdevsw_remove(major: Major) -> bool {
+/// Removes the `cdevsw` of `table`; `false` if the kernel refused.
+pub fn cdevsw_remove(table: ShimTable, major: Major) -> bool {
     // SAFETY: as above.
-    unsafe { sys::tun_shim_cdevsw_remove(major.0) == major.0 }
+    unsafe { sys::tun_shim_cdevsw_remove(table.raw(), major.0) == major.0 }
 }
 
-/// A `/dev/tunN` node made by devfs. Removed explicitly with [`DevNode::remove`].
+/// A device node made by devfs. Removed explicitly with [`DevNode::remove`].
 pub struct DevNode(NonNull<c_void>);
 
 // SAFETY: devfs handles are kernel objects usable from any thread.
 unsafe impl Send for DevNode {}
 
 impl DevNode {
-    /// Makes `/dev/tun<unit>` (contract LD-2).
-    pub fn make(major: Major, unit: usize) -> Result<DevNode, Errno> {
+    /// Makes the node of `unit` named by `table` (contract LD-2).
+    pub fn make(table: ShimTable, major: Major, unit: usize) -> Result<DevNode, Errno> {
         // SAFETY: plain call; the shim formats the name.
-        let handle = unsafe { sys::tun_shim_make_node(major.0, unit as i32) };
+        let handle = unsafe { sys::tun_shim_make_node(table.raw(), major.0, unit as i32) };
         NonNull::new(handle).map(DevNode).ok_or(Errno::ENOMEM)
     }
 

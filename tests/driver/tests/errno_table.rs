@@ -43,7 +43,7 @@ fn every_row_of_the_errno_table() {
             std::thread::yield_now();
         }
         if !unload.is_finished() {
-            let rc = tunnel::entry::tun_dev_open(dev, O_RDWR, S_IFCHR, std::ptr::null_mut());
+            let rc = tunnel::entry::tun_dev_open(0, dev, O_RDWR, S_IFCHR, std::ptr::null_mut());
             t.row(4, Errno(rc), Errno::ENXIO);
             caught = true;
         }

@@ -1,0 +1,96 @@
+//! Link kinds: everything that differs between kinds of unit, described once per kind and
+//! found from each unit (the way FreeBSD's `tuntap_drivers[]` or smoltcp's `Medium` do it).
+//! Layer 3 `tun` is the one kind so far (docs/tun-contract.md section 0).
+
+use crate::kpi::ifnet::{IfFlags, DLT_NULL};
+use crate::kpi::nodes::ShimTable;
+use crate::limits::{AF_HEADER_LEN, TUNMRU, TUNMTU, TUN_MAXMTU, TUN_MINMTU, TUN_QLEN, TUN_UNITS};
+
+/// Which kind a unit is; indexes [`LinkKind`]s and is encoded in each interface's softc.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkId {
+    /// `tunN`: IPv4 and IPv6 packets, point to point.
+    Tun = 0,
+}
+
+impl LinkId {
+    /// Every kind, in load order.
+    pub const ALL: [LinkId; 1] = [LinkId::Tun];
+
+    /// The kind's description.
+    pub fn kind(self) -> &'static LinkKind {
+        match self {
+            LinkId::Tun => &TUN,
+        }
+    }
+
+    /// The kind numbered `index` in [`LinkId::ALL`].
+    pub fn from_index(index: usize) -> Option<LinkId> {
+        LinkId::ALL.get(index).copied()
+    }
+}
+
+/// What a unit carries, and so how its reads, writes and output frame packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Medium {
+    /// Bare IP packets, framed by the unit's framing mode (docs/tun-contract.md section 3).
+    Ip,
+}
+
+/// One kind of unit.
+pub struct LinkKind {
+    /// Its id.
+    pub id: LinkId,
+    /// The device-node and interface name prefix: `/dev/tunN`, `tunN`.
+    pub name: &'static str,
+    /// The shim's cdevsw, node and `ifnet_init_params` for the kind (family, type, callbacks).
+    pub table: ShimTable,
+    /// How packets are framed.
+    pub medium: Medium,
+    /// Units `0..units`.
+    pub units: usize,
+    /// BPF link type and its header length.
+    pub dlt: u32,
+    /// The BPF header length.
+    pub bpf_header_len: usize,
+    /// The MTU at creation and after every close.
+    pub mtu: u32,
+    /// The MTUs `SIOCSIFMTU` and the info ioctl accept.
+    pub min_mtu: u32,
+    /// The largest MTU `SIOCSIFMTU` accepts.
+    pub max_mtu: u32,
+    /// The largest packet a write accepts, without a framing header.
+    pub max_write: usize,
+    /// Output-queue limit, in packets.
+    pub queue_limit: usize,
+    /// The interface flags at creation and after every close.
+    pub flags: IfFlags,
+    /// The flags close resets to `flags` (the others are the stack's).
+    pub close_resets: IfFlags,
+}
+
+// Every kind fits the driver's node table.
+static_assertions::const_assert!(TUN_UNITS <= crate::limits::MAX_UNITS);
+
+/// `tunN` (docs/tun-contract.md sections 0, 2).
+pub static TUN: LinkKind = LinkKind {
+    id: LinkId::Tun,
+    name: "tun",
+    table: ShimTable::IP,
+    medium: Medium::Ip,
+    units: TUN_UNITS,
+    dlt: DLT_NULL,
+    bpf_header_len: AF_HEADER_LEN,
+    mtu: TUNMTU,
+    min_mtu: TUN_MINMTU,
+    max_mtu: TUN_MAXMTU,
+    max_write: TUNMRU,
+    queue_limit: TUN_QLEN,
+    flags: IfFlags::POINTOPOINT.union(IfFlags::MULTICAST),
+    close_resets: IfFlags::UP
+        .union(IfFlags::RUNNING)
+        .union(IfFlags::BROADCAST)
+        .union(IfFlags::POINTOPOINT)
+        .union(IfFlags::MULTICAST)
+        .union(IfFlags::NOARP),
+};
