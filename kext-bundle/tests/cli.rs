@@ -26,8 +26,8 @@ fn setup(extra_c: &str) -> (std::path::PathBuf, Vec<std::path::PathBuf>) {
     (dir, vec![kmod, user])
 }
 
-#[test]
-fn bundle_then_verify() {
+/// Bundles a kext that imports `msleep` and `memcpy`; returns (scratch dir, bundle).
+fn bundled() -> (std::path::PathBuf, std::path::PathBuf) {
     let (dir, inputs) = setup(
         "extern int msleep(void *, void *, int, const char *, void *); extern void *memcpy(void *, const void *, unsigned long);
          int wait(void *c, char *d) { char buf[32]; memcpy(buf, d, 32); return msleep(c, 0, 0, buf, 0); }",
@@ -49,19 +49,28 @@ fn bundle_then_verify() {
     assert!(kext.join("Contents/MacOS/tunnel").is_file());
     let written = kext_bundle::kpi::PlistInfo::load(&kext.join("Contents/Info.plist")).unwrap();
     assert_eq!(written.identifier, IDENTIFIER);
+    (dir, kext)
+}
 
+/// `kext-bundle verify` with the test KPI table, and Apple's export lists if `exports` is
+/// given: it succeeds with no FAIL line; returns its output.
+fn verify_passes(
+    dir: &std::path::Path,
+    kext: &std::path::Path,
+    exports: Option<&std::path::Path>,
+) -> String {
     let mut verify = exe();
     verify
         .arg("verify")
-        .arg(&kext)
+        .arg(kext)
         .arg("--kpi")
         .arg(dir.join("kpi.txt"))
         .args(["--seed", "5"]);
-    if let Some(d) = exports_dir() {
+    if let Some(d) = exports {
         verify.arg("--exports").arg(d);
     }
     let out = verify.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
@@ -76,6 +85,58 @@ fn bundle_then_verify() {
         sim.contains("start=_test_start") && sim.contains("(seed 5)"),
         "{sim}"
     );
+    stdout
+}
+
+/// Without Apple's export lists: the synthetic kernel comes from the project's KPI table, and
+/// the checks against Apple's lists are reported as not run.
+#[test]
+fn bundle_then_verify() {
+    let (dir, kext) = bundled();
+    let stdout = verify_passes(&dir, &kext, None);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("PASS relocation simulator")
+                && l.contains("from the project's KPI table")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("SKIP imports and KPI table vs Apple's export lists")),
+        "{stdout}"
+    );
+}
+
+/// Tests that read Apple's export lists (test group `apple-exports`, see
+/// `common::exports_dir`).
+mod needs_apple_exports {
+    use super::*;
+
+    /// With Apple's export lists: the imports and the KPI table are checked against them, and
+    /// the synthetic kernel is built from them.
+    #[test]
+    fn bundle_then_verify_against_apples_export_lists() {
+        let (dir, kext) = bundled();
+        let stdout = verify_passes(&dir, &kext, Some(&exports_dir()));
+        for check in [
+            "PASS imports in Apple's x86_64 export lists of their bundles",
+            "PASS KPI table against Apple's export lists",
+        ] {
+            assert!(
+                stdout.lines().any(|l| l.starts_with(check)),
+                "{check}:\n{stdout}"
+            );
+        }
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("PASS relocation simulator")
+                    && l.contains("from Apple's export lists")),
+            "{stdout}"
+        );
+    }
 }
 
 #[test]

@@ -23,47 +23,53 @@ fn table_parses_and_names_only_public_bundles() {
     }
 }
 
-#[test]
-fn table_matches_apples_export_lists() {
-    let Some(dir) = exports_dir() else { return };
-    check_kpi_table(&table(), &dir).unwrap();
-}
+/// The tests that read Apple's export lists (test group `apple-exports`, see
+/// `common::exports_dir`).
+mod needs_apple_exports {
+    use super::*;
 
-#[test]
-fn table_check_rejects_private_and_misfiled_symbols() {
-    let Some(dir) = exports_dir() else { return };
-    let bad = KpiTable::parse(
-        "bad",
-        "_ifnet_enqueue com.apple.kpi.bsd\n_printf com.apple.kpi.bsd\n_msleep com.apple.kpi.bsd\n",
-    )
-    .unwrap();
-    let e = check_kpi_table(&bad, &dir).unwrap_err().to_string();
-    let lines: Vec<&str> = e.lines().collect();
-    assert_eq!(
-        lines,
-        [
-            "_ifnet_enqueue: the table says com.apple.kpi.bsd, but its x86_64 export lists do not have it (exported by com.apple.kpi.private)",
-            "_printf: the table says com.apple.kpi.bsd, but its x86_64 export lists do not have it (exported by com.apple.kpi.libkern)",
-        ]
-    );
-}
-
-#[test]
-fn export_lists_have_the_documented_sizes_and_aliases() {
-    let Some(dir) = exports_dir() else { return };
-    // spec section 5: x86_64 symbol counts of the public bundles
-    for (bundle, n) in [
-        ("com.apple.kpi.bsd", 873),
-        ("com.apple.kpi.libkern", 1009),
-        ("com.apple.kpi.mach", 76),
-        ("com.apple.kpi.unsupported", 255),
-        ("com.apple.kpi.iokit", 2503),
-    ] {
-        assert_eq!(load_exports(&dir, bundle).unwrap().len(), n, "{bundle}");
+    #[test]
+    fn table_matches_apples_export_lists() {
+        let dir = exports_dir();
+        check_kpi_table(&table(), &dir).unwrap();
     }
-    let libkern = load_exports(&dir, "com.apple.kpi.libkern").unwrap();
-    assert_eq!(
-        libkern.get("_OSMalloc").map(String::as_str),
-        Some("_OSMalloc_external")
-    );
+
+    #[test]
+    fn table_check_rejects_private_and_misfiled_symbols() {
+        let dir = exports_dir();
+        let bad = KpiTable::parse(
+            "bad",
+            "_ifnet_enqueue com.apple.kpi.bsd\n_printf com.apple.kpi.bsd\n_msleep com.apple.kpi.bsd\n",
+        )
+        .unwrap();
+        let e = check_kpi_table(&bad, &dir).unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "_ifnet_enqueue: the table says com.apple.kpi.bsd, but its x86_64 export lists do not have it (exported by com.apple.kpi.private)",
+                "_printf: the table says com.apple.kpi.bsd, but its x86_64 export lists do not have it (exported by com.apple.kpi.libkern)",
+            ]
+        );
+    }
+
+    #[test]
+    fn export_lists_have_the_documented_sizes_and_aliases() {
+        let dir = exports_dir();
+        // spec section 5: x86_64 symbol counts of the public bundles
+        for (bundle, n) in [
+            ("com.apple.kpi.bsd", 873),
+            ("com.apple.kpi.libkern", 1009),
+            ("com.apple.kpi.mach", 76),
+            ("com.apple.kpi.unsupported", 255),
+            ("com.apple.kpi.iokit", 2503),
+        ] {
+            assert_eq!(load_exports(&dir, bundle).unwrap().len(), n, "{bundle}");
+        }
+        let libkern = load_exports(&dir, "com.apple.kpi.libkern").unwrap();
+        assert_eq!(
+            libkern.get("_OSMalloc").map(String::as_str),
+            Some("_OSMalloc_external")
+        );
+    }
 }

@@ -414,38 +414,44 @@ fn plist_checks() {
     verify::check_plist(&repo, None, None, true).unwrap();
 }
 
-#[test]
-fn simulator_with_only_bsd_reports_the_other_imports() {
-    let Some(dir) = exports_dir() else { return };
-    let obj = compile(
-        "imports.c",
-        "extern int printf(const char *, ...); extern void *memcpy(void *, const void *, unsigned long);
-         extern void lck_mtx_lock(void *); extern int msleep(void *, void *, int, const char *, void *);
-         int f(void *m, char *d, const char *s) { memcpy(d, s, 4); lck_mtx_lock(m); printf(\"x\"); return msleep(m, m, 0, \"w\", 0); }",
-    );
-    let libs = ["com.apple.kpi.libkern", "com.apple.kpi.bsd"];
-    let out = link_objects(vec![kmod_object(), obj], &libs).unwrap();
-    let img = Image::parse(&out.image).unwrap();
-    let bsd = load_exports(&dir, "com.apple.kpi.bsd").unwrap();
-    let e = verify::simulate(
-        &img,
-        &SyntheticKernel::from_sets([&bsd]),
-        verify::load_address(9),
-        IDENTIFIER,
-        VERSION,
-    )
-    .unwrap_err()
-    .to_string();
-    assert_eq!(e, "unresolved symbols: _lck_mtx_lock, _memcpy, _printf");
-    let libkern = load_exports(&dir, "com.apple.kpi.libkern").unwrap();
-    verify::simulate(
-        &img,
-        &SyntheticKernel::from_sets([&bsd, &libkern]),
-        verify::load_address(9),
-        IDENTIFIER,
-        VERSION,
-    )
-    .unwrap();
+/// Tests that read Apple's export lists (test group `apple-exports`, see
+/// `common::exports_dir`).
+mod needs_apple_exports {
+    use super::*;
+
+    #[test]
+    fn simulator_with_only_bsd_reports_the_other_imports() {
+        let dir = exports_dir();
+        let obj = compile(
+            "imports.c",
+            "extern int printf(const char *, ...); extern void *memcpy(void *, const void *, unsigned long);
+             extern void lck_mtx_lock(void *); extern int msleep(void *, void *, int, const char *, void *);
+             int f(void *m, char *d, const char *s) { memcpy(d, s, 4); lck_mtx_lock(m); printf(\"x\"); return msleep(m, m, 0, \"w\", 0); }",
+        );
+        let libs = ["com.apple.kpi.libkern", "com.apple.kpi.bsd"];
+        let out = link_objects(vec![kmod_object(), obj], &libs).unwrap();
+        let img = Image::parse(&out.image).unwrap();
+        let bsd = load_exports(&dir, "com.apple.kpi.bsd").unwrap();
+        let e = verify::simulate(
+            &img,
+            &SyntheticKernel::from_sets([&bsd]),
+            verify::load_address(9),
+            IDENTIFIER,
+            VERSION,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "unresolved symbols: _lck_mtx_lock, _memcpy, _printf");
+        let libkern = load_exports(&dir, "com.apple.kpi.libkern").unwrap();
+        verify::simulate(
+            &img,
+            &SyntheticKernel::from_sets([&bsd, &libkern]),
+            verify::load_address(9),
+            IDENTIFIER,
+            VERSION,
+        )
+        .unwrap();
+    }
 }
 
 #[test]

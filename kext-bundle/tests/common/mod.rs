@@ -210,18 +210,20 @@ pub fn assert_has_line(errors: &str, line: &str) {
     );
 }
 
-/// `<repo>/../shared/xnu-exports`, if present; prints why a test skips otherwise.
-pub fn exports_dir() -> Option<PathBuf> {
+/// `<repo>/../shared/xnu-exports`, Apple's KPI export lists: the precondition of the tests in
+/// the modules named `needs_apple_exports`, which are the test group `apple-exports` of
+/// `scripts/lib/preconditions.sh` (`scripts/test.sh` leaves the group out and reports its
+/// tests skipped when the directory is missing). Run without it, a test fails here, naming
+/// the directory: it never passes without having run.
+pub fn exports_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/xnu-exports");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!(
-            "SKIP: {} not found; Apple's KPI export lists are needed for this test",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.is_dir(),
+        "precondition not met: {} not found (Apple's KPI export lists); scripts/test.sh \
+         reports the test group `apple-exports` skipped without it",
+        dir.display()
+    );
+    dir
 }
 
 pub fn repo_root() -> PathBuf {

@@ -1,7 +1,9 @@
 //! Bad input, property-based (issue 5; tun-contract.md sections 3, 5, 7, 8, 13): random write
 //! lengths and headers, every ioctl command of the 't' and 'f' groups and random ones with
 //! random argument bytes, random interface ioctls, and random sequences of all of these. No
-//! kernel panic (it would abort the process), only the documented errnos, nothing leaked.
+//! kernel panic (it would abort the process), only the documented errnos (a device ioctl gives
+//! the errors of its own row of section 7, and a command section 7 does not name gives
+//! `ENOTTY` and nothing else), nothing leaked.
 //!
 //! Each case loads the kext, runs, closes and unloads with the leak check. Case counts are
 //! small in the suite; `TUNNEL_SOAK=1` multiplies them. Cases that found bugs stay as explicit
@@ -53,20 +55,13 @@ fn cases(short: u32) -> ProptestConfig {
     }
 }
 
-/// Errnos the device ioctls may return (section 7, errno #24..#30).
-const DEVICE_IOCTL_ERRNOS: [Errno; 5] = [
-    Errno::ENOTTY,
-    Errno::EINVAL,
-    Errno::EPROTOTYPE,
-    Errno::EBUSY,
-    Errno::ESRCH,
-];
 /// Errnos a write may return (section 5, errno #14..#18; no faults injected here).
 const WRITE_ERRNOS: [Errno; 3] = [Errno::EIO, Errno::EINVAL, Errno::EAFNOSUPPORT];
 /// Errnos the interface ioctls may return (section 8, errno #32, #33).
 const IF_IOCTL_ERRNOS: [Errno; 2] = [Errno::EOPNOTSUPP, Errno::EINVAL];
 
-/// Every command the contract names in the 't' and 'f' groups.
+/// Every command the contract names in the 't' and 'f' groups (section 7, one row each). The
+/// driver knows these and no other.
 const KNOWN: [u32; 17] = [
     io::TUNSDEBUG,
     io::TUNGDEBUG,
@@ -87,35 +82,63 @@ const KNOWN: [u32; 17] = [
     io::TIOCGPGRP,
 ];
 
+/// The errors section 7 gives a command the driver knows (its row's "errors" column; success
+/// is always possible), or `None` for a command it does not know, whose one outcome is
+/// `ENOTTY` (the "any other" row, errno #30).
+fn documented_errnos(cmd: u32) -> Option<&'static [Errno]> {
+    match cmd {
+        // errno #26 (type checked first), #27.
+        io::TUNSIFINFO => Some(&[Errno::EPROTOTYPE, Errno::EINVAL]),
+        // errno #24 (up, checked first), #25.
+        io::TUNSIFMODE => Some(&[Errno::EBUSY, Errno::EINVAL]),
+        // IO-2, IO-3, errno #28, #29. FIOSETOWN reaches the driver as TIOCSPGRP (or fails
+        // with ESRCH above it); IO-5 when it arrives unchanged.
+        io::TIOCSPGRP | io::FIOSETOWN => Some(&[Errno::EINVAL, Errno::ESRCH]),
+        known if KNOWN.contains(&known) => Some(&[]),
+        _ => None,
+    }
+}
+
 /// A device ioctl through the syscall layer, with a buffer sized from the command and filled
-/// with `bytes` (repeated); only documented errnos.
-fn device_ioctl(fd: Fd, cmd: u32, bytes: &[u8]) {
+/// with `bytes` (repeated). A known command succeeds or fails with one of its own errors; any
+/// other command fails with `ENOTTY` and nothing else (section 7, errno #30).
+fn device_ioctl(fd: Fd, cmd: u32, bytes: &[u8]) -> Result<(), Errno> {
     TRIED.fetch_add(1, SeqCst);
     let len = syscalls::ioctl_arg_len(cmd).max(4);
     let mut arg: Vec<u8> = (0..len)
         .map(|i| bytes.get(i % bytes.len().max(1)).copied().unwrap_or(0))
         .collect();
-    if let Err(e) = syscalls::ioctl(fd, cmd, &mut arg) {
-        assert!(
-            DEVICE_IOCTL_ERRNOS.contains(&e),
-            "ioctl {cmd:#010x} {bytes:02x?}: undocumented {e:?}"
-        );
+    let r = syscalls::ioctl(fd, cmd, &mut arg);
+    match (documented_errnos(cmd), r) {
+        (None, r) => assert_eq!(
+            r,
+            Err(Errno::ENOTTY),
+            "ioctl {cmd:#010x} {bytes:02x?}: not a command of section 7, so errno #30"
+        ),
+        (Some(_), Ok(())) => {}
+        (Some(errors), Err(e)) => assert!(
+            errors.contains(&e),
+            "ioctl {cmd:#010x} {bytes:02x?}: {e:?} is not an error section 7 gives this command"
+        ),
     }
+    r
 }
 
 /// An interface ioctl with a buffer sized from the command (NULL when it encodes no size).
-fn interface_ioctl(cmd: u32, bytes: &[u8]) {
+fn interface_ioctl(cmd: u32, bytes: &[u8]) -> Result<(), Errno> {
     TRIED.fetch_add(1, SeqCst);
     let len = syscalls::ioctl_arg_len(cmd);
     let mut arg: Vec<u8> = (0..len)
         .map(|i| bytes.get(i % bytes.len().max(1)).copied().unwrap_or(0))
         .collect();
-    if let Err(e) = stack::ioctl("tun0", cmd, &mut arg) {
+    let r = stack::ioctl("tun0", cmd, &mut arg);
+    if let Err(e) = r {
         assert!(
             IF_IOCTL_ERRNOS.contains(&e),
             "interface ioctl {cmd:#010x}: undocumented {e:?}"
         );
     }
+    r
 }
 
 /// A write of `len` bytes starting with `head`; returns the result after checking it against
@@ -246,13 +269,13 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn run(fd: &mut Fd, op: &Op) {
+/// Runs `op`, checking its outcome against the documented set, and returns it: the bytes a
+/// write or read moved, the readable descriptors of a select, 0 for the others.
+fn run(fd: &mut Fd, op: &Op) -> Result<usize, Errno> {
     match op {
-        Op::Write { len, head, fill } => {
-            let _ = write(*fd, *len, head, *fill);
-        }
-        Op::DeviceIoctl { cmd, bytes } => device_ioctl(*fd, *cmd, bytes),
-        Op::InterfaceIoctl { cmd, bytes } => interface_ioctl(*cmd, bytes),
+        Op::Write { len, head, fill } => write(*fd, *len, head, *fill),
+        Op::DeviceIoctl { cmd, bytes } => device_ioctl(*fd, *cmd, bytes).map(|()| 0),
+        Op::InterfaceIoctl { cmd, bytes } => interface_ioctl(*cmd, bytes).map(|()| 0),
         Op::Output { family, len, first } => {
             TRIED.fetch_add(1, SeqCst);
             let mut payload = vec![0x11u8; *len];
@@ -266,7 +289,8 @@ fn run(fd: &mut Fd, op: &Op) {
                 sa[1] = *family as u8;
                 sa
             };
-            match stack::output("tun0", *family, &dest, &payload) {
+            let r = stack::output("tun0", *family, &dest, &payload);
+            match r {
                 // O1..O5; ENXIO from the stack itself when no protocol of that family is
                 // attached (dlil.c dlil_output: find_attached_proto finds none).
                 Ok(())
@@ -276,28 +300,33 @@ fn run(fd: &mut Fd, op: &Op) {
                 | Err(Errno::ENXIO) => {}
                 Err(e) => panic!("output family {family}: undocumented {e:?}"),
             }
+            r.map(|()| 0)
         }
         Op::Read { len } => {
             TRIED.fetch_add(1, SeqCst);
             // Random FIONBIO(0) may have made the descriptor blocking: never block here.
             syscalls::fcntl_setfl(*fd, O_NONBLOCK).unwrap();
             let mut buf = vec![0u8; *len];
-            match syscalls::read(*fd, &mut buf) {
+            let r = syscalls::read(*fd, &mut buf);
+            match r {
                 Ok(n) => assert!(n <= *len),
                 Err(Errno::EAGAIN) => {} // RD-4
                 Err(e) => panic!("read: undocumented {e:?}"),
             }
+            r
         }
         Op::Select => {
             TRIED.fetch_add(1, SeqCst);
-            let (_, w) =
+            let (r, w) =
                 syscalls::select(&[*fd], &[*fd], Some(std::time::Duration::ZERO)).expect("select");
             assert_eq!(w, vec![*fd], "SEL-2: always writable");
+            Ok(r.len())
         }
         Op::Reopen => {
             TRIED.fetch_add(1, SeqCst);
             syscalls::close(*fd).unwrap();
             *fd = syscalls::open("/dev/tun0", O_RDWR).expect("reopen");
+            Ok(0)
         }
     }
 }
@@ -352,10 +381,10 @@ proptest! {
     ) {
         let mut fd = fresh_kext();
         for (cmd, bytes) in &calls {
-            device_ioctl(fd, *cmd, bytes);
+            let _ = device_ioctl(fd, *cmd, bytes); // checked inside
         }
         // Still a working device: back to defaults by close/reopen, then one packet each way.
-        run(&mut fd, &Op::Reopen);
+        prop_assert_eq!(run(&mut fd, &Op::Reopen), Ok(0));
         configure("tun0");
         let packet = ipv4_udp([10, 0, 0, 2], [10, 0, 0, 1], b"after");
         prop_assert_eq!(syscalls::write(fd, &packet), Ok(packet.len()));
@@ -369,7 +398,7 @@ proptest! {
     ) {
         let fd = fresh_kext();
         for (cmd, bytes) in &calls {
-            interface_ioctl(*cmd, bytes);
+            let _ = interface_ioctl(*cmd, bytes); // checked inside
         }
         finish(fd);
     }
@@ -381,80 +410,158 @@ proptest! {
         let mut fd = fresh_kext();
         configure("tun0");
         for op in &ops {
-            run(&mut fd, op);
+            let _ = run(&mut fd, op); // checked inside against the documented set
         }
         finish(fd);
     }
 }
 
 /// Every number of the 't' and 'f' groups, in every direction, with all-ones and all-zero
-/// arguments: a deterministic sweep next to the random ones (section 7, errno #30).
+/// arguments: a deterministic sweep next to the random ones. Section 7: each of the 17
+/// commands its table names succeeds or fails with one of its own errors; every other command
+/// is `ENOTTY` ("any other" row, errno #30): `TAPSVNETHDR` (`TUNSIFINFO` with another size),
+/// FreeBSD's `TUNSTRANSIENT` (section 1: an `_IOW('t', n, int)`, whatever its n), and every
+/// other direction and size of a known number.
 #[test]
 fn every_t_and_f_group_command_gives_a_documented_errno() {
     let mut fd = fresh_kext();
+    let mut known = std::collections::BTreeSet::new();
+    let mut unknown = 0usize;
     for group in [b't', b'f'] {
         for num in 0..=255u8 {
             for dir in [io::IOC_VOID, io::IOC_IN, io::IOC_OUT, io::IOC_INOUT] {
                 for len in [0usize, 4, 8, 32] {
                     let cmd = io::ioc(dir, group, num, len);
-                    device_ioctl(fd, cmd, &[0xff]);
-                    device_ioctl(fd, cmd, &[0]);
+                    for bytes in [[0xff], [0]] {
+                        let r = device_ioctl(fd, cmd, &bytes);
+                        if KNOWN.contains(&cmd) {
+                            known.insert(cmd);
+                        } else {
+                            assert_eq!(r, Err(Errno::ENOTTY), "errno #30: {cmd:#010x}");
+                            unknown += 1;
+                        }
+                    }
                 }
             }
         }
         // Modes the sweep may have switched on are reset by close (section 10 step 5).
-        run(&mut fd, &Op::Reopen);
+        assert_eq!(run(&mut fd, &Op::Reopen), Ok(0));
     }
+    // The sweep met every command of the table (so both branches above were exercised).
+    assert_eq!(known.len(), KNOWN.len(), "known commands met: {known:x?}");
+    assert_eq!(unknown, 2 * 256 * 4 * 4 * 2 - 2 * KNOWN.len());
     finish(fd);
 }
 
-/// Edge cases of every kind in one fixed sequence: W2 at 65536, a runt, W3 and W7 in AF mode,
-/// output of an unknown family, reads of 0 and 1 bytes, SIOCSIFMTU with a garbage argument.
+/// Edge cases of every kind in one fixed sequence, each outcome checked against the contract:
+/// W2 at 65536, a runt (WR-3), W3 and W7 in AF mode, output of a family no protocol carries,
+/// reads of 0 and 1 bytes, select, SIOCSIFMTU with a garbage argument, close and reopen; then
+/// the unit counters the writes moved (section 5 "counters" column, section 12).
 #[test]
 fn a_fixed_sequence_of_edge_cases_gives_documented_outcomes() {
     let mut fd = fresh_kext();
     configure("tun0");
-    let ops = [
-        Op::Write {
-            len: 65536,
-            head: vec![0x45],
-            fill: 0,
-        },
-        Op::Write {
-            len: 3,
-            head: vec![0x60],
-            fill: 0,
-        },
-        Op::DeviceIoctl {
-            cmd: io::TUNSIFHEAD,
-            bytes: vec![1],
-        },
-        Op::Write {
-            len: 3,
-            head: vec![0, 0, 0],
-            fill: 0,
-        },
-        Op::Write {
-            len: 4,
-            head: vec![0, 0, 0, 2],
-            fill: 0,
-        },
-        Op::Output {
-            family: 18,
-            len: 10,
-            first: 0x45,
-        },
-        Op::Read { len: 0 },
-        Op::Read { len: 1 },
-        Op::Select,
-        Op::InterfaceIoctl {
-            cmd: io::SIOCSIFMTU,
-            bytes: vec![0xff],
-        },
-        Op::Reopen,
+    let before = counters(0);
+    let steps: [(Op, Result<usize, Errno>, &str); 11] = [
+        (
+            Op::Write {
+                len: 65536,
+                head: vec![0x45],
+                fill: 0,
+            },
+            Err(Errno::EIO),
+            "W2, errno #14: more than TUNMRU in raw mode",
+        ),
+        (
+            Op::Write {
+                len: 3,
+                head: vec![0x60],
+                fill: 0,
+            },
+            Ok(3),
+            "WR-3, W9: a 3-byte runt with nibble 6 is not validated, it goes to the stack",
+        ),
+        (
+            Op::DeviceIoctl {
+                cmd: io::TUNSIFHEAD,
+                bytes: vec![1],
+            },
+            Ok(0),
+            "TUNSIFHEAD(1): AF-header mode (F-1)",
+        ),
+        (
+            Op::Write {
+                len: 3,
+                head: vec![0, 0, 0],
+                fill: 0,
+            },
+            Err(Errno::EINVAL),
+            "W3, errno #15: AF mode, 1..3 bytes",
+        ),
+        (
+            Op::Write {
+                len: 4,
+                head: vec![0, 0, 0, 2],
+                fill: 0,
+            },
+            Ok(4),
+            "W7: AF mode, header only: the full length, dropped",
+        ),
+        (
+            Op::Output {
+                family: 18,
+                len: 10,
+                first: 0x45,
+            },
+            Err(Errno::ENXIO),
+            "no protocol of family 18 on tun0: the stack refuses before the driver \
+             (dlil_output, find_attached_proto)",
+        ),
+        (
+            Op::Read { len: 0 },
+            Ok(0),
+            "RD-3: a zero-length read returns 0",
+        ),
+        (
+            Op::Read { len: 1 },
+            Err(Errno::EAGAIN),
+            "RD-4, errno #7: the queue is empty and the read non-blocking",
+        ),
+        (
+            Op::Select,
+            Ok(0),
+            "SEL-1: nothing queued, not readable (SEL-2: writable, checked in run)",
+        ),
+        (
+            Op::InterfaceIoctl {
+                cmd: io::SIOCSIFMTU,
+                bytes: vec![0xff],
+            },
+            Err(Errno::EINVAL),
+            "errno #32: SIOCSIFMTU with MTU -1, outside 72..65535",
+        ),
+        (Op::Reopen, Ok(0), "close, then open again"),
     ];
-    for op in &ops {
-        run(&mut fd, op);
+    for (op, expected, rule) in &steps {
+        assert_eq!(run(&mut fd, op), *expected, "{rule}: {op:?}");
     }
+    assert_eq!(
+        syscalls::ioctl_int(fd, io::TUNGIFHEAD, -1),
+        Ok(0),
+        "section 10 step 5: raw framing again after close"
+    );
+    let after = counters(0);
+    assert_eq!(
+        (
+            after.ierrors - before.ierrors,
+            after.ipackets - before.ipackets,
+            after.ibytes - before.ibytes,
+            after.iqdrops - before.iqdrops,
+            after.oerrors - before.oerrors,
+        ),
+        (2, 1, 3, 1, 0),
+        "ierrors: W2 and W3; ipackets/ibytes: the 3-byte runt; iqdrops: W7; no output error \
+         (the family-18 output never reached the driver)"
+    );
     finish(fd);
 }

@@ -22,6 +22,16 @@ use xnu_sim::{devices, netinspect, stack, Errno, Fd, KextError};
 /// Generous bound for any thread to finish once released: far above the perturbation delays.
 const BOUND: Duration = Duration::from_secs(8);
 
+/// Waits until `ready()` says an event has happened (polled); [`BOUND`] only turns a hang
+/// into a failure, it never decides an outcome.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + BOUND;
+    while !ready() {
+        assert!(std::time::Instant::now() < deadline, "hang: {what}");
+        std::thread::yield_now();
+    }
+}
+
 /// A packet carrying `id` in its UDP payload, so each one can be told apart.
 fn tagged(id: u64) -> Vec<u8> {
     ipv4_udp([10, 0, 0, 1], [10, 0, 0, 2], &id.to_be_bytes())
@@ -186,8 +196,9 @@ fn readers_writers_injectors_ioctls_close_and_unload_race_without_loss_hang_or_l
         });
         // Unload attempts: refused while any unit is open (ST-1, errno #34).
         let (stop_ul, ops_ul) = (stop.clone(), ops.clone());
+        let refusals = Arc::new(AtomicU64::new(0));
+        let refusals_ul = refusals.clone();
         let unloader = spawn(move || {
-            let mut refused = 0u64;
             while !stop_ul.load(SeqCst) {
                 ops_ul.fetch_add(1, SeqCst);
                 assert_eq!(
@@ -195,16 +206,21 @@ fn readers_writers_injectors_ioctls_close_and_unload_race_without_loss_hang_or_l
                     Err(KextError::Busy),
                     "ST-1: refused while open"
                 );
-                refused += 1;
+                refusals_ul.fetch_add(1, SeqCst);
                 std::thread::sleep(Duration::from_micros(200));
             }
-            refused
         });
 
-        // Let traffic run, then close the units while every thread is still busy.
+        // Let traffic run, then close the units while every thread is still busy. At least
+        // one unload attempt has been refused by then (counted, not timed: the ST-1 check at
+        // the end does not depend on how fast the unloader thread got going).
         while injected.load(SeqCst) < per_injector as u64 {
             std::thread::sleep(Duration::from_millis(1));
         }
+        wait_until(
+            "no unload attempt was made while the units were open",
+            || refusals.load(SeqCst) > 0,
+        );
         for &fd in &fds[1..] {
             syscalls::close(fd).unwrap();
         }
@@ -214,7 +230,8 @@ fn readers_writers_injectors_ioctls_close_and_unload_race_without_loss_hang_or_l
         // The unload attempts end while the anchor unit is still open: an unload that
         // succeeded would tear the cdevsw out from under descriptors other threads still use.
         stop.store(true, SeqCst);
-        unload_refusals += join_within(unloader, BOUND, "unload attempts");
+        join_within(unloader, BOUND, "unload attempts");
+        unload_refusals += refusals.load(SeqCst);
         join_within(ioctls, BOUND, "interface ioctls");
         syscalls::close(fds[0]).unwrap();
         for (i, t) in workers.into_iter().enumerate() {
@@ -343,12 +360,28 @@ fn readers_writers_injectors_ioctls_close_and_unload_race_without_loss_hang_or_l
     figure("leaks", 0);
 }
 
-/// RD-5, SEL-4 (no lost wake-up): a reader asleep in read, and one asleep in select, are woken
-/// by every single enqueue. Ping-pong: one packet at a time, each must be read within a bound.
-/// With the classic bug (unlock, then sleep with no interlock) an enqueue that lands between
-/// the two leaves the reader asleep with a packet queued, and the bound catches it.
+/// RD-5, OUT-2, SEL-3, SEL-4 (no lost wake-up): a reader asleep in read, and one asleep in
+/// select, are woken by every single enqueue. Ping-pong, one packet at a time per unit.
+///
+/// On odd rounds the packet is sent while the blocking reader is held asleep in `msleep`
+/// (`hold_sleepers`) and the selector has recorded itself: the enqueue's wakeup must find the
+/// reader (OUT-2), and the selector must then get the packet (SEL-3). On even rounds the
+/// packet is sent as soon as the reader has handed over the previous one, racing it on its way
+/// back to sleep (schedule perturbation widens that window). With the classic bug (unlock,
+/// then `msleep` with a NULL mutex) a wakeup sent in that window finds no sleeper, and the
+/// reader then sleeps with the packet queued.
+///
+/// The verdict is read from the simulated kernel's state, not from a clock: the wakeup found
+/// no sleeper (`lost_wakeups` went up), and afterwards the reader is asleep (`sleeping_threads`)
+/// while `FIONREAD` says the packet is still queued. A correct reader cannot be seen so: its
+/// emptiness check and its sleep are one step under the unit mutex that the enqueue also
+/// holds, so either the wakeup finds it asleep or it finds the packet. [`BOUND`] only turns a
+/// hang of another kind into a failure.
 #[test]
 fn every_enqueue_wakes_a_sleeping_reader_and_selector() {
+    use std::sync::mpsc::{channel, Receiver, TryRecvError};
+    use xnu_sim::sleep::{hold_sleepers, lost_wakeups, sleeping_threads};
+
     boot_perturbed(0x5eed_0002);
     load();
     let rounds = scaled(400, 5000) as u64;
@@ -356,13 +389,14 @@ fn every_enqueue_wakes_a_sleeping_reader_and_selector() {
     let fd_select = open_unit(2);
     configure("tun1");
     configure("tun2");
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, u64)>();
-    let tx2 = tx.clone();
+    let (tx_block, rx_block) = channel::<u64>();
+    let (tx_select, rx_select) = channel::<u64>();
+    // The only thread of this test that ever sleeps in msleep.
     let blocking = spawn(move || {
         for _ in 0..rounds {
             let mut buf = [0u8; 2048];
             let n = syscalls::read(fd_block, &mut buf).expect("RD-5 blocking read");
-            tx.send((1, id_of(&buf[..n]))).unwrap();
+            tx_block.send(id_of(&buf[..n])).unwrap();
         }
     });
     let selecting = spawn(move || {
@@ -371,38 +405,84 @@ fn every_enqueue_wakes_a_sleeping_reader_and_selector() {
             assert_eq!(r, vec![fd_select], "SEL-1");
             let mut buf = [0u8; 2048];
             let n = syscalls::read(fd_select, &mut buf).expect("read after select");
-            tx2.send((2, id_of(&buf[..n]))).unwrap();
+            tx_select.send(id_of(&buf[..n])).unwrap();
         }
     });
-    for id in 0..rounds {
-        for unit in [1usize, 2] {
-            stack::output(
-                &name(unit),
-                AF_INET,
-                &sockaddr_in([10, 0, 0, 2]),
-                &tagged(id),
-            )
-            .unwrap();
-        }
-        let mut got = Vec::new();
-        for _ in 0..2 {
-            match rx.recv_timeout(Duration::from_secs(2)) {
-                Ok(x) => got.push(x),
-                Err(_) => panic!(
-                    "lost wake-up: packet {id} queued but a reader is still asleep \
-                     (sleepers: {}, got {got:?})",
-                    xnu_sim::sleep::sleeping_threads()
+    let queued = |fd: Fd| syscalls::ioctl_int(fd, tunnel::ioctl::FIONREAD, 0).expect("FIONREAD");
+    let output = |unit: usize, id: u64| {
+        stack::output(
+            &name(unit),
+            AF_INET,
+            &sockaddr_in([10, 0, 0, 2]),
+            &tagged(id),
+        )
+        .expect("O5")
+    };
+    // The next id a reader hands over; `lost` is asked at every turn meanwhile.
+    let next = |rx: &Receiver<u64>, what: &str, lost: &mut dyn FnMut() -> bool| -> u64 {
+        let mut got = None;
+        wait_until(&format!("{what} neither read its packet nor slept"), || {
+            match rx.try_recv() {
+                Ok(id) => got = Some(id),
+                Err(TryRecvError::Disconnected) => panic!("{what} ended early"),
+                Err(TryRecvError::Empty) => assert!(
+                    !lost(),
+                    "lost wake-up (RD-5): {what}: the enqueue's wakeup found no sleeper, \
+                     then the reader fell asleep with the packet queued"
                 ),
             }
+            got.is_some()
+        });
+        got.unwrap()
+    };
+    let mut raced = 0u64;
+    for id in 0..rounds {
+        let hold = (id % 2 == 1).then(|| {
+            let hold = hold_sleepers();
+            wait_until("the blocking reader never slept", || {
+                sleeping_threads() == 1
+            });
+            wait_until("the selector never recorded itself", || {
+                xnu_sim::leaks().select_records == 1
+            });
+            hold
+        });
+        let lost_before = lost_wakeups();
+        output(1, id);
+        let missed = lost_wakeups() - lost_before;
+        if hold.is_some() {
+            assert_eq!(
+                missed, 0,
+                "OUT-2: the enqueue's wakeup reached no sleeper on tun1"
+            );
+        } else {
+            raced += missed;
         }
-        got.sort();
-        assert_eq!(got, vec![(1, id), (2, id)], "FIFO, exactly once");
+        drop(hold);
+        output(2, id);
+        let selected = next(
+            &rx_select,
+            &format!("the selector on tun2 (packet {id})"),
+            &mut || false,
+        );
+        assert_eq!(selected, id, "SEL-4: FIFO, exactly once");
+        // The wakeup found no sleeper, yet the reader is asleep with the packet queued. (In
+        // this order: once queued() is seen > 0, the packet had not been read when the reader
+        // was seen asleep.)
+        let mut lost = || missed == 1 && sleeping_threads() >= 1 && queued(fd_block) > 0;
+        let read = next(
+            &rx_block,
+            &format!("the reader of tun1 (packet {id})"),
+            &mut lost,
+        );
+        assert_eq!(read, id, "RD-1: FIFO, exactly once");
     }
     join_within(blocking, BOUND, "blocking reader");
     join_within(selecting, BOUND, "select reader");
     syscalls::close(fd_block).unwrap();
     syscalls::close(fd_select).unwrap();
     figure("wakeup_rounds", rounds);
+    figure("wakeup_races", raced);
     unload_clean();
 }
 

@@ -1,6 +1,11 @@
 //! The simulated /dev/tunN as a FUSE file (xnu-sim.md 6.3), used by this process through
-//! ordinary Linux system calls. Skips (passing, with a message) when not root or FUSE is
-//! unavailable; the in-process path (tests/inproc.rs) runs regardless.
+//! ordinary Linux system calls; the in-process path (tests/inproc.rs) needs neither.
+//!
+//! Precondition of every test here: root and a `/dev/fuse` that opens read-write. This
+//! binary is the test group `fuse` of `scripts/lib/preconditions.sh`: `scripts/test.sh` probes
+//! the precondition and, when it is not met, leaves the group out and reports its tests as
+//! skipped, with the reason. Run directly without it, a test fails and names what is missing;
+//! it never passes without having run.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -48,25 +53,30 @@ impl Drop for Mounted {
     }
 }
 
-/// Boots, loads and mounts; `None` (skip) when this machine cannot.
-fn mount(test: &str) -> Option<Mounted> {
+/// Boots, loads and mounts. Fails, naming the precondition, when this machine cannot: a test
+/// that cannot run must not pass (scripts/test.sh reports the group skipped instead).
+fn mount(test: &str) -> Mounted {
     // SAFETY: plain getter.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIP {test}: not root (mounting FUSE needs root here)");
-        return None;
-    }
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "{test}: precondition not met: root (mounting FUSE needs root here); \
+         scripts/test.sh reports the test group `fuse` skipped without it"
+    );
     if let Err(why) = fusedev::available() {
-        eprintln!("SKIP {test}: FUSE unavailable: {why}");
-        return None;
+        panic!(
+            "{test}: precondition not met: FUSE ({why}); \
+             scripts/test.sh reports the test group `fuse` skipped without it"
+        );
     }
     tunnel_sim::boot_and_load(true);
     let dir = std::env::temp_dir().join(format!("tunnel-sim-test.{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let session = fusedev::mount(&dir, 2, Arc::new(configure_sim_interface)).expect("mount");
-    Some(Mounted {
+    Mounted {
         dir,
         session: Some(session),
-    })
+    }
 }
 
 fn open(path: &PathBuf, nonblock: bool) -> std::io::Result<File> {
@@ -99,9 +109,7 @@ fn set_nonblock(f: &File, on: bool) {
 /// it is parked, a write on the same descriptor goes through (FOPEN_STREAM: no position lock).
 #[test]
 fn fuse_parked_read_is_answered_later_and_does_not_hold_up_a_write() {
-    let Some(m) = mount("fuse_parked_read") else {
-        return;
-    };
+    let m = mount("fuse_parked_read");
     let file = Arc::new(open(&m.path(0), false).expect("open /dev/tun0 file"));
     let reader = {
         let file = Arc::clone(&file);
@@ -133,9 +141,7 @@ fn fuse_parked_read_is_answered_later_and_does_not_hold_up_a_write() {
 /// O_NONBLOCK bit is watched and FIONBIO synthesised: clearing it makes reads block again.
 #[test]
 fn fuse_nonblocking_read_is_eagain_and_fionbio_follows_the_flag() {
-    let Some(m) = mount("fuse_nonblocking") else {
-        return;
-    };
+    let m = mount("fuse_nonblocking");
     let file = Arc::new(open(&m.path(1), true).expect("open O_NONBLOCK"));
     let mut buf = [0u8; 2048];
     let e = (&*file).read(&mut buf).unwrap_err();
@@ -169,9 +175,7 @@ fn fuse_nonblocking_read_is_eagain_and_fionbio_follows_the_flag() {
 /// sleeping poll is woken (FUSE notify) when the stack sends.
 #[test]
 fn fuse_poll_is_notified_when_a_packet_arrives() {
-    let Some(m) = mount("fuse_poll") else {
-        return;
-    };
+    let m = mount("fuse_poll");
     let file = open(&m.path(0), true).expect("open");
     let poll = |timeout_ms: i32| {
         let mut pfd = libc::pollfd {
@@ -208,9 +212,7 @@ fn fuse_poll_is_notified_when_a_packet_arrives() {
 /// packet and the rest is dropped; then the queue is empty.
 #[test]
 fn fuse_reads_keep_packet_boundaries() {
-    let Some(m) = mount("fuse_boundaries") else {
-        return;
-    };
+    let m = mount("fuse_boundaries");
     let file = open(&m.path(0), true).expect("open");
     let a = driver_tests::ipv4_udp([10, 66, 0, 1], [10, 66, 0, 2], &[1; 300]);
     let b = driver_tests::ipv4_udp([10, 66, 0, 1], [10, 66, 0, 2], &[2; 500]);
@@ -235,9 +237,7 @@ fn fuse_reads_keep_packet_boundaries() {
 /// U-3 through FUSE: the device is exclusive; the second open fails with EBUSY (16 on both).
 #[test]
 fn fuse_second_open_is_ebusy() {
-    let Some(m) = mount("fuse_ebusy") else {
-        return;
-    };
+    let m = mount("fuse_ebusy");
     let first = open(&m.path(0), false).expect("first open");
     let e = open(&m.path(0), false).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EBUSY));
@@ -250,9 +250,7 @@ fn fuse_second_open_is_ebusy() {
 /// by Linux as a read-direction ioctl, its input is lost and the driver rejects it (ENOTTY).
 #[test]
 fn fuse_ioctls_are_remapped_to_bsd() {
-    let Some(m) = mount("fuse_ioctl") else {
-        return;
-    };
+    let m = mount("fuse_ioctl");
     const TUNSIFHEAD: u32 = 0x8004_7460;
     const TUNGIFHEAD: u32 = 0x4004_7461;
     const TUNGIFNAME: u32 = 0x4020_745d; // _IOR('t', 93, struct ifreq)
