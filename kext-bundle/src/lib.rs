@@ -7,7 +7,8 @@
 //!
 //! * [`input`]: reading objects and archives (`object::read::macho`);
 //! * [`kpi`]: the project's KPI table, Apple's export lists, Info.plist;
-//! * [`link`]: symbol resolution, the checks of section 4, layout, relocation, output;
+//! * [`link`]: resolution and the checks of section 4, layout, per-architecture relocation
+//!   lowering, fixup emitters, symbol table and Mach-O writing (one module each);
 //! * [`image`]: reading a linked kext back (used by `verify` and by the linker's own kmod_info check);
 //! * [`verify`]: structural checks, the relocation simulator, kmod_info and plist checks;
 //! * [`bundle`]: writes `tunnel.kext/Contents/Info.plist` and `Contents/MacOS/<exe>`.

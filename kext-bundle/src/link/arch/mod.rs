@@ -1,0 +1,3 @@
+//! Per-architecture relocation lowering and instruction encoding.
+
+pub mod x86_64;

@@ -1,0 +1,3 @@
+//! Telling the loader about fixups: classic relocations (x86_64).
+
+pub mod classic;
