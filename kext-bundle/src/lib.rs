@@ -67,6 +67,10 @@ pub mod consts {
     pub const KMOD_INFO_SIZE: u64 = 196;
     pub const KMOD_START_OFFSET: usize = 180;
     pub const KMOD_STOP_OFFSET: usize = 188;
+    /// `n_desc` of an undefined symbol as `ld64 -kext` writes it: library ordinal 0xFE
+    /// (`DYNAMIC_LOOKUP_ORDINAL`) in the high byte, no weak-reference bit. Both loaders also
+    /// accept 0; the linker matches ld64.
+    pub const DYNAMIC_LOOKUP_DESC: u16 = 0xFE00;
     /// Minimum macOS the kext supports: 10.13.
     pub const MIN_MACOS: u32 = 0x000A_0D00;
     pub const PAGE: u64 = 4096;

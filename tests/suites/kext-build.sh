@@ -76,6 +76,35 @@ else
     head -n 10 <<<"$bad_relocs" | sed 's/^/    /'
 fi
 
+# A relocation the linker dropped leaves a zero displacement behind: a call/jmp/jcc rel32 of 0
+# (a jump to the next instruction) or a RIP-relative operand with no displacement, at an
+# instruction no relocation covers.
+hex_awk='function hex(h,  i, v) { v = 0; h = tolower(h); for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789abcdef", substr(h, i, 1)) - 1; return v }'
+reloc_sites=$(awk "$hex_awk"'/^(External|Local) relocation/ {on = 1; next} /^address/ {next}
+    on && NF >= 6 && $1 ~ /^[0-9a-f]+$/ {print hex($1)}' <<<"$relocs" | sort -n)
+zero_disp=$("$objdump" -d "$image" | awk -v sites="$reloc_sites" "$hex_awk"'
+    BEGIN { n = split(sites, s, "\n"); for (i = 1; i <= n; i++) covered[s[i]] = 1 }
+    /^ *[0-9a-f]+: / {
+        # "   685: e8 00 00 00 00   <TAB>callq<TAB>0x68a <...>"
+        split($0, parts, "\t"); asm = parts[2] " " parts[3]
+        colon = index(parts[1], ":"); a = substr(parts[1], 1, colon - 1); sub(/^ */, "", a)
+        addr = hex(a); bytes = substr(parts[1], colon + 1)
+        nb = split(bytes, b, " ")
+        zero = 0
+        if (nb >= 5 && (b[1] == "e8" || b[1] == "e9") && b[2] b[3] b[4] b[5] == "00000000") zero = 1
+        if (nb >= 6 && b[1] == "0f" && b[2] ~ /^8/ && b[3] b[4] b[5] b[6] == "00000000") zero = 1
+        if (asm ~ /[ ,]\(%rip\)/) zero = 1
+        if (!zero) next
+        for (a = addr; a < addr + nb; a++) if (a in covered) next
+        print
+    }')
+if [ -z "$zero_disp" ]; then
+    pass "no relocation-free zero displacement in the code (a dropped relocation leaves one)"
+else
+    fail "zero displacements no relocation covers:"
+    head -n 10 <<<"$zero_disp" | sed 's/^/    /'
+fi
+
 # (tool output is captured before grep -q: with pipefail, an early exit of grep would make
 # the pipeline fail even when it matched)
 disasm=$("$objdump" -d --no-show-raw-insn "$image")

@@ -113,7 +113,7 @@ fn link_x86_64(r: &Resolved, opts: &LinkOptions) -> Result<Vec<u8>> {
     let got_out = layout.out_index("__got");
     let a = Addresses::new(r, &layout);
     let lowered = x86_64::lower(&a, &got, got_out)?;
-    let symtab = symtab::build(&a, 0)?;
+    let symtab = symtab::build(&a, DYNAMIC_LOOKUP_DESC)?;
     let relocs = emit::classic::encode(&lowered.fixups, &symtab)?;
     for (o, off, bytes) in lowered.writes {
         layout.outs[o].data[off..off + bytes.len()].copy_from_slice(&bytes);

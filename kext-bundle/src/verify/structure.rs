@@ -243,9 +243,9 @@ pub fn structural(img: &Image) -> Vec<String> {
                     s.name
                 ));
             }
-        } else if !s.is_undefined() || s.n_desc != 0 || s.n_value != 0 {
+        } else if !s.is_undefined() || s.n_desc != DYNAMIC_LOOKUP_DESC || s.n_value != 0 {
             e.push(format!(
-                "symbol {} in the undefined range: expected N_UNDF|N_EXT, value 0, desc 0",
+                "symbol {} in the undefined range: expected N_UNDF|N_EXT, value 0, desc {DYNAMIC_LOOKUP_DESC:#x} (dynamic lookup, as ld64 writes)",
                 s.name
             ));
         }
