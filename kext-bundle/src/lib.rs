@@ -14,6 +14,7 @@
 //! * [`bundle`]: writes `tunnel.kext/Contents/Info.plist` and `Contents/MacOS/<exe>`.
 
 pub mod bundle;
+pub mod chains;
 pub mod image;
 pub mod input;
 pub mod kpi;
@@ -74,6 +75,15 @@ pub mod consts {
     /// Minimum macOS the kext supports: 10.13.
     pub const MIN_MACOS: u32 = 0x000A_0D00;
     pub const PAGE: u64 = 4096;
+    /// arm64 kexts: 16 KiB segments (kext-build.md 9.1).
+    pub const PAGE_ARM64: u64 = 0x4000;
+    /// arm64e chained fixups use 4 KiB chain pages even in 16 KiB segments.
+    pub const CHAIN_PAGE: u64 = 0x1000;
+    /// `CPU_SUBTYPE_ARM64E` | versioned-ABI bit | kernel bit, ABI version 0: the only subtype
+    /// the kernel-collection builder takes for an arm64e kext.
+    pub const ARM64E_KERNEL_SUBTYPE: u32 = 0xC000_0002;
+    /// `DYLD_CHAINED_PTR_ARM64E_KERNEL`: stride 4, targets are offsets from the image start.
+    pub const CHAINED_PTR_ARM64E_KERNEL: u16 = 7;
     /// Zero bytes kept after the load commands for a signer's `LC_CODE_SIGNATURE`.
     pub const HEADER_PAD: u64 = 512;
     /// Kernel exports a kext must never define itself: defining them means

@@ -67,6 +67,7 @@ fn do_link(a: &Args) -> Result<kext_bundle::link::LinkOutput, String> {
     if !a.roots.is_empty() {
         opts.roots = a.roots.clone();
     }
+    opts.exports_dir = a.exports.clone();
     if let Some(dir) = a.exports.as_ref().filter(|d| d.is_dir()) {
         let bundles: Vec<String> = opts
             .plist

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 /// The outcome of resolution: the linked objects in link order and what their symbols mean.
 pub struct Resolved {
     pub objs: Vec<InObject>,
+    /// The one architecture of all linked objects (`CPU_TYPE_X86_64` or `CPU_TYPE_ARM64`).
+    pub cputype: u32,
     /// Global name -> the definition that wins.
     pub globals: HashMap<String, GlobalDef>,
     /// Imported symbol -> bundle (from the KPI table).
@@ -29,6 +31,14 @@ pub fn is_dropped(seg: &str, sect: &str, flags: u32) -> bool {
         || (seg == "__LD" && sect == "__compact_unwind")
         || (seg == "__TEXT" && sect == "__eh_frame")
         || flags & macho::S_ATTR_DEBUG != 0
+}
+
+pub fn arch_name(cputype: u32) -> &'static str {
+    if cputype == macho::CPU_TYPE_ARM64 {
+        "arm64e"
+    } else {
+        "x86_64"
+    }
 }
 
 fn is_tls_type(t: u32) -> bool {
@@ -306,9 +316,25 @@ pub fn resolve(inputs: Vec<Input>, opts: &LinkOptions) -> Result<Resolved> {
             }
         }
     }
+    let cputype = objs
+        .first()
+        .map(|o| o.cputype)
+        .unwrap_or(macho::CPU_TYPE_X86_64);
+    for o in &objs {
+        if o.cputype != cputype {
+            errors.push(format!(
+                "{} is {}, but {} is {}: one image has one architecture",
+                short(&o.name),
+                arch_name(o.cputype),
+                short(&objs[0].name),
+                arch_name(cputype)
+            ));
+        }
+    }
     check_all(errors)?;
     Ok(Resolved {
         objs,
+        cputype,
         globals,
         imports,
         warnings,

@@ -1,6 +1,7 @@
 //! kmod_info (spec sections 4 rule 5 and 6), read from a linked image.
 
 use super::{cstr, u32_at, u64_at};
+use crate::chains::{Chained, Chains, PtrAuth};
 use crate::consts::*;
 use crate::image::Image;
 use crate::{check_all, err, Result};
@@ -111,26 +112,22 @@ pub fn check_kmod_info(img: &Image, identifier: &str, version: &str) -> Result<K
     }
     let mut routine = |off: usize, field: &str| -> (u64, String) {
         let site = a + off as u64;
-        let v = u64_at(b, off);
-        let reloc = img.local_relocs.iter().find(|r| r.address as u64 == site);
-        if reloc.is_none() {
-            errors.push(format!("_kmod_info.{field}: no local relocation at {site:#x}; the loader would not slide it"));
-        }
-        let in_text = img.section_at(v).is_some_and(|(_, s)| {
-            s.segname == "__TEXT" && s.flags & macho::S_ATTR_SOME_INSTRUCTIONS != 0
+        let v = match &img.chains {
+            Some(chains) => routine_from_chain(chains, site, field, &mut errors),
+            None => routine_from_reloc(img, site, u64_at(b, off), field, &mut errors),
+        };
+        let code_segment = if img.chains.is_some() {
+            "__TEXT_EXEC"
+        } else {
+            "__TEXT"
+        };
+        let in_code = img.section_at(v).is_some_and(|(_, s)| {
+            s.segname == code_segment && s.flags & macho::S_ATTR_SOME_INSTRUCTIONS != 0
         });
-        if !in_text {
+        if !in_code {
             errors.push(format!(
-                "_kmod_info.{field} = {v:#x} does not point into __TEXT code"
+                "_kmod_info.{field} = {v:#x} does not point into {code_segment} code"
             ));
-        }
-        if let Some(r) = reloc {
-            if img.section(r.symbolnum).is_none_or(|s| !s.contains(v)) {
-                errors.push(format!(
-                    "_kmod_info.{field}: relocation names section {}, which does not hold {v:#x}",
-                    r.symbolnum
-                ));
-            }
         }
         let syms = img.symbols_at(v);
         let s = syms.first().map(|s| s.to_string()).unwrap_or_default();
@@ -153,4 +150,57 @@ pub fn check_kmod_info(img: &Image, identifier: &str, version: &str) -> Result<K
         start_symbol,
         stop_symbol,
     })
+}
+
+/// x86_64: the routine's unslid address, carried by a local relocation naming its section.
+fn routine_from_reloc(
+    img: &Image,
+    site: u64,
+    v: u64,
+    field: &str,
+    errors: &mut Vec<String>,
+) -> u64 {
+    match img.local_relocs.iter().find(|r| r.address as u64 == site) {
+        None => errors.push(format!(
+            "_kmod_info.{field}: no local relocation at {site:#x}; the loader would not slide it"
+        )),
+        Some(r) => {
+            if img.section(r.symbolnum).is_none_or(|s| !s.contains(v)) {
+                errors.push(format!(
+                    "_kmod_info.{field}: relocation names section {}, which does not hold {v:#x}",
+                    r.symbolnum
+                ));
+            }
+        }
+    }
+    v
+}
+
+/// arm64e: the routine is a chained rebase signed IA with discriminator 0, no address
+/// diversity: the kernel authenticates it with `ptrauth_key_function_pointer, 0` (OSKext.cpp).
+fn routine_from_chain(chains: &Chains, site: u64, field: &str, errors: &mut Vec<String>) -> u64 {
+    match chains.fixups.get(&site) {
+        Some(Chained::Rebase {
+            target,
+            auth:
+                Some(PtrAuth {
+                    key: 0,
+                    addr_div: false,
+                    diversity: 0,
+                }),
+            ..
+        }) => *target,
+        Some(other) => {
+            errors.push(format!(
+                "_kmod_info.{field}: chained fixup {other:?} at {site:#x}; the kernel authenticates an IA auth rebase with discriminator 0"
+            ));
+            0
+        }
+        None => {
+            errors.push(format!(
+                "_kmod_info.{field}: no chained fixup at {site:#x}; the loader would neither slide nor sign it"
+            ));
+            0
+        }
+    }
 }
