@@ -15,6 +15,7 @@
 
 pub mod bundle;
 pub mod chains;
+pub mod fat;
 pub mod image;
 pub mod input;
 pub mod kpi;

@@ -1,9 +1,12 @@
 //! Verification of a linked kext on Linux (spec section 10): structural checks, a relocation
 //! simulator that loads the image against a synthetic kernel, kmod_info and Info.plist checks.
 
+pub mod arm64e;
+pub mod collection;
 mod kmod;
 mod kxld;
 mod plist;
+pub mod splitseg;
 mod structure;
 
 pub use kmod::{check_kmod_info, KmodInfo};
