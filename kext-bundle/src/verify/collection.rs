@@ -18,6 +18,7 @@ use crate::link::arch::arm64_insn as insn;
 use crate::{check_all, err, Result};
 use std::collections::{BTreeMap, HashMap};
 
+#[derive(Debug)]
 pub struct CollectionReport {
     pub slides: Vec<u64>,
     pub pointers: usize,
