@@ -1,8 +1,9 @@
 //! Compiles the C shim and generates Rust bindings for the project's KPI header.
 //!
 //! Two flavours, chosen by the target:
-//! - the macOS kernel (the `x86_64-apple-macos-kext` target spec): clang with
-//!   the flags xnu uses for kexts (docs/kext-build.md section 2.2);
+//! - the macOS kernel (the `x86_64-apple-macos-kext` or `arm64e-apple-macos-kext` target spec):
+//!   clang with the flags xnu uses for kexts (docs/kext-build.md sections 2.2 and 9.2); arm64e needs
+//!   clang-22, the first packaged clang that keeps the shim's function pointers signed;
 //! - the host (Linux): the same sources, freestanding, for linking against the simulated kernel
 //!   in `tests/xnu-sim`. The few KPI names that glibc also defines and whose behaviour the
 //!   simulator must own (`printf`, `panic`) are renamed in the shim's objects, so the rest of the
@@ -21,6 +22,7 @@ fn main() {
     // The kernel target is the project's own spec (targets/x86_64-apple-macos-kext.json); a
     // Mac's host target (e.g. aarch64-apple-darwin) builds the simulator flavour like Linux.
     let kernel = target.ends_with("-kext");
+    let arm64e = kernel && target.starts_with("arm64e");
     println!("cargo:rerun-if-changed=shim/kpi.h");
     println!("cargo:rerun-if-changed=shim/shim.c");
     println!("cargo:rerun-if-changed=Info.plist");
@@ -31,7 +33,14 @@ fn main() {
     let (bundle_id, bundle_version) = bundle_identity("Info.plist");
     println!("cargo:rustc-env=TUN_BUNDLE_ID={bundle_id}");
 
-    let clang = env::var("CLANG").unwrap_or_else(|_| find_clang());
+    println!("cargo:rerun-if-env-changed=CLANG_ARM64E");
+    // The arm64e shim has its own compiler variable: one build script run serves both slices
+    // of a universal build, and CLANG names the x86_64 one.
+    let clang = if arm64e {
+        env::var("CLANG_ARM64E").unwrap_or_else(|_| "clang-22".to_string())
+    } else {
+        env::var("CLANG").unwrap_or_else(|_| find_clang())
+    };
     let mut build = cc::Build::new();
     build
         .compiler(&clang)
@@ -49,7 +58,15 @@ fn main() {
             "TUN_BUNDLE_VERSION",
             format!("\"{bundle_version}\"").as_str(),
         );
-    if kernel {
+    if arm64e {
+        // -mkernel turns on -fptrauth-calls/-returns/-intrinsics/-auth-traps: every function
+        // pointer the shim stores becomes an ARM64_RELOC_AUTHENTICATED_POINTER (IA, disc. 0).
+        // FP/SIMD registers are not forbidden on arm64 (xnu builds arm64 kexts this way).
+        build
+            .flag("-target")
+            .flag("arm64e-apple-macos11")
+            .flag("-mkernel");
+    } else if kernel {
         build
             .flag("-target")
             .flag("x86_64-apple-macos10.13")
@@ -69,7 +86,9 @@ fn main() {
         rename_sim_owned_symbols(&out);
     }
 
-    let clang_target = if kernel {
+    let clang_target = if arm64e {
+        "arm64e-apple-macosx11.0".to_string()
+    } else if kernel {
         "x86_64-apple-macosx10.13".to_string()
     } else {
         target.clone()

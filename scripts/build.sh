@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Builds target/tunnel.kext for x86_64 macOS, on Linux (no SDK, no Apple tools) or on a Mac
-# (Xcode command-line tools + rustup). See ../shared/docs/kext-build.md.
+# Builds target/tunnel.kext, one bundle whose executable is universal (x86_64 + arm64e), on
+# Linux (no SDK, no Apple tools) or on a Mac (Xcode command-line tools + rustup). See
+# ../shared/docs/kext-build.md and docs/kext-format.md.
 #
 #   1. host crates (kext-bundle, the simulator, the driver tests): cargo build --workspace
-#   2. the Rust core for the kernel target (targets/x86_64-apple-macos-kext.json, build-std,
-#      LTO into one crate object);
-#      build.rs compiles the shim with clang -mkernel into the same static library
-#   3. kext-bundle links libtunnel.a into an MH_KEXT_BUNDLE and writes
-#      target/tunnel.kext/Contents/{Info.plist,MacOS/tunnel}
-#   4. the CI checks of kext-build.md section 2.1 on the inputs and the image
+#   2. the Rust core for each kernel target (targets/<arch>-apple-macos-kext.json, build-std,
+#      LTO into one crate object); build.rs compiles the shim with clang -mkernel into the
+#      same static library (clang-19 for x86_64, clang-22 for arm64e)
+#   3. kext-bundle links each libtunnel.a into an MH_KEXT_BUNDLE and writes
+#      target/tunnel.kext/Contents/{Info.plist,MacOS/tunnel} with a fat header
+#   4. the CI checks of kext-build.md section 2.1 on the x86_64 inputs and slice
+#
+# KEXT_ARCHS="x86_64" (or "arm64e") builds one slice only; the default is both.
 #
 # Exits non-zero, naming what is wrong, if any step or check fails.
 set -euo pipefail
@@ -20,36 +23,61 @@ ensure_build_deps
 
 if [ "$(uname -s)" = Darwin ]; then
     export CLANG=${CLANG:-clang}
+    export CLANG_ARM64E=${CLANG_ARM64E:-clang} # Xcode's clang signs arm64e pointers
     objdump=${OBJDUMP:-objdump} # Xcode's objdump is llvm-objdump
     ar_tool='ar'
+    lipo=${LIPO:-lipo}
 else
     export CLANG=${CLANG:-clang-19}
+    export CLANG_ARM64E=${CLANG_ARM64E:-clang-22}
     objdump=${OBJDUMP:-llvm-objdump-19}
     ar_tool=llvm-ar-19
+    lipo=${LIPO:-llvm-lipo-19}
 fi
-kext_target=targets/x86_64-apple-macos-kext.json
+archs=${KEXT_ARCHS:-x86_64 arm64e}
 cargo_target=${CARGO_TARGET_DIR:-target}
-lib=$cargo_target/x86_64-apple-macos-kext/release/libtunnel.a
 bundle=target/tunnel.kext
 exports_dir=$root/../shared/xnu-exports
 
 echo "== host crates (cargo build --workspace)"
 cargo build --workspace
 
-echo "== core + shim for the kernel target ($kext_target)"
-# `cargo rustc --crate-type staticlib` (rather than `cargo build`) builds only the static
-# library: with the rlib crate type beside it, rustc skips LTO and the archive carries whole
-# `core`/`spin` objects instead of one crate object (kext-build.md 2.1).
-MACOSX_DEPLOYMENT_TARGET=10.13 RUSTC_BOOTSTRAP=1 cargo rustc --release -p tunnel --lib \
-    --crate-type staticlib --target "$kext_target" \
-    -Zbuild-std=core,compiler_builtins -Zjson-target-spec
+libs=()
+for arch in $archs; do
+    case $arch in
+        x86_64) min_os=10.13 ;;
+        arm64e) min_os=11.0 ;;
+        *) echo "build.sh: unknown architecture $arch (x86_64, arm64e)" >&2; exit 1 ;;
+    esac
+    kext_target=targets/$arch-apple-macos-kext.json
+    echo "== core + shim for the kernel target ($kext_target)"
+    # `cargo rustc --crate-type staticlib` (rather than `cargo build`) builds only the static
+    # library: with the rlib crate type beside it, rustc skips LTO and the archive carries whole
+    # `core`/`spin` objects instead of one crate object (kext-build.md 2.1).
+    MACOSX_DEPLOYMENT_TARGET=$min_os RUSTC_BOOTSTRAP=1 cargo rustc --release -p tunnel --lib \
+        --crate-type staticlib --target "$kext_target" \
+        -Zbuild-std=core,compiler_builtins -Zjson-target-spec
+    libs+=("$cargo_target/$arch-apple-macos-kext/release/libtunnel.a")
+done
 
-echo "== link and bundle ($bundle)"
+echo "== link and bundle ($bundle: $archs)"
 exports_arg=()
 [ -d "$exports_dir" ] && exports_arg=(--exports "$exports_dir")
 "$cargo_target/debug/kext-bundle" bundle --out "$bundle" --plist Info.plist --kpi shim/kpi-symbols.txt \
-    "${exports_arg[@]}" "$lib"
-image=$bundle/Contents/MacOS/tunnel
+    "${exports_arg[@]}" "${libs[@]}"
+exe=$bundle/Contents/MacOS/tunnel
+case " $archs " in
+    *" x86_64 "*) ;;
+    *) echo "built $bundle ($archs, $(wc -c <"$exe" | tr -d ' ') bytes; no x86_64 slice to check)"; exit 0 ;;
+esac
+lib=$cargo_target/x86_64-apple-macos-kext/release/libtunnel.a
+image=$exe
+if [ "$(wc -w <<<"$archs")" -gt 1 ]; then
+    # the x86_64 slice, taken out by an independent tool
+    mkdir -p target/kext-slices
+    image=target/kext-slices/tunnel.x86_64
+    "$lipo" "$exe" -thin x86_64 -output "$image"
+fi
 
 echo "== CI checks (kext-build.md 2.1)"
 objs=target/kext-objs
@@ -107,4 +135,4 @@ if [ "$problems" -gt 0 ]; then
     echo "build.sh: $problems CI check(s) failed" >&2
     exit 1
 fi
-echo "built $bundle ($(wc -c <"$image" | tr -d ' ') bytes)"
+echo "built $bundle ($archs, $(wc -c <"$exe" | tr -d ' ') bytes)"

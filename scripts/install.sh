@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs tunnel.kext on an Intel Mac (macOS 10.13 or later) and arranges for it to load at boot.
+# Installs tunnel.kext on a Mac (Intel: macOS 10.13 or later; Apple silicon: macOS 11 or later) and arranges for it to load at boot.
 #
 #   sudo scripts/install.sh [--dry-run] [--keep-on-failure] [BUNDLE]
 #
 # BUNDLE defaults to target/tunnel.kext (what scripts/build.sh writes). Steps: refuse on a non-Mac,
 # on Apple silicon and on macOS older than 10.13; check the bundle (Info.plist keys, executable,
-# x86_64 Mach-O); copy it to /Library/Extensions with root:wheel ownership and no group/other
+# x86_64 or arm64e slice for this Mac); copy it to /Library/Extensions with root:wheel ownership and no group/other
 # write bit; load it (kextload on 10.13-10.15, kmutil on 11+); check that /dev/tun0 appeared;
 # install the LaunchDaemon that loads it at every boot. If loading fails, it explains the usual
 # causes and removes what it copied, so the system is left as it was; --keep-on-failure keeps
@@ -40,13 +40,21 @@ daemon_src=$here/launchd/$BUNDLE_ID.plist
 # --- refusals: nothing is changed before all of these pass ------------------------------------
 read_platform
 require_mac
-[ "$IS_ARM64" = 1 ] && refuse_apple_silicon
-[ "$ARCH" = x86_64 ] || die "unsupported processor architecture '$ARCH': tunnel.kext is built for Intel Macs (x86_64) only."
+case $ARCH in
+x86_64 | arm64) ;;
+*) die "unsupported processor architecture '$ARCH': tunnel.kext is built for x86_64 and arm64e." ;;
+esac
 if [ "$MACOS_MAJOR" -lt 10 ] || { [ "$MACOS_MAJOR" -eq 10 ] && [ "$MACOS_MINOR" -lt 13 ]; }; then
     die "macOS $MACOS is too old: tunnel.kext supports macOS 10.13 (High Sierra) and later."
 fi
 [ "$DRY_RUN" = 1 ] || require_root
 verify_bundle "$bundle"
+if [ "$IS_ARM64" = 1 ]; then
+    rosetta=""
+    [ "$ARCH" != arm64 ] && rosetta=" (this shell runs under Rosetta; the kernel is arm64e)"
+    echo "This Mac has Apple silicon$rosetta: the bundle's arm64e slice will be used."
+    apple_silicon_steps
+fi
 [ -f "$daemon_src" ] || die "the LaunchDaemon property list $daemon_src is missing from this checkout."
 [ -d "$EXT_DIR" ] || die "$EXT_DIR does not exist: is this really macOS?"
 [ -d "$DAEMON_DIR" ] || die "$DAEMON_DIR does not exist: is this really macOS?"

@@ -82,6 +82,13 @@ pub struct Image {
     pub uuid: Option<[u8; 16]>,
     pub min_version: Option<u32>,
     pub source_version: Option<u64>,
+    /// (dataoff, datasize) of `LC_DYLD_CHAINED_FIXUPS` and `LC_SEGMENT_SPLIT_INFO`.
+    pub chained_fixups_cmd: Option<(u32, u32)>,
+    pub split_seg_cmd: Option<(u32, u32)>,
+    /// The chains, walked (arm64e images).
+    pub chains: Option<crate::chains::Chains>,
+    /// `LC_DYSYMTAB`'s indirect symbol table.
+    pub indirect_symbols: Vec<u32>,
 }
 
 fn fixed_name(raw: &[u8; 16]) -> String {
@@ -134,7 +141,12 @@ impl Image {
             uuid: None,
             min_version: None,
             source_version: None,
+            chained_fixups_cmd: None,
+            split_seg_cmd: None,
+            chains: None,
+            indirect_symbols: Vec::new(),
         };
+        let mut indirect = (0u32, 0u32);
         let mut commands = header
             .load_commands(endian, data, 0)
             .map_err(|e| err!("{e}"))?;
@@ -212,9 +224,19 @@ impl Image {
                         locreloff: d.locreloff.get(endian),
                         nlocrel: d.nlocrel.get(endian),
                     };
+                    indirect = (d.indirectsymoff.get(endian), d.nindirectsyms.get(endian));
                     img.local_relocs = read_relocs(data, dy.locreloff, dy.nlocrel, "local")?;
                     img.extern_relocs = read_relocs(data, dy.extreloff, dy.nextrel, "external")?;
                     img.dysymtab = Some(dy);
+                }
+                macho::LC_DYLD_CHAINED_FIXUPS | macho::LC_SEGMENT_SPLIT_INFO => {
+                    let l: &macho::LinkeditDataCommand<LE> = cmd.data().map_err(|e| err!("{e}"))?;
+                    let v = Some((l.dataoff.get(endian), l.datasize.get(endian)));
+                    if cmd.cmd() == macho::LC_DYLD_CHAINED_FIXUPS {
+                        img.chained_fixups_cmd = v;
+                    } else {
+                        img.split_seg_cmd = v;
+                    }
                 }
                 macho::LC_UUID => {
                     let u = cmd.uuid().map_err(|e| err!("{e}"))?.expect("uuid");
@@ -239,7 +261,28 @@ impl Image {
                 _ => {}
             }
         }
+        for i in 0..indirect.1 as usize {
+            let at = indirect.0 as usize + 4 * i;
+            let b = data
+                .get(at..at + 4)
+                .ok_or_else(|| err!("indirect symbol table out of file bounds"))?;
+            img.indirect_symbols
+                .push(u32::from_le_bytes(b.try_into().unwrap()));
+        }
+        if let Some(blob) = img.linkedit_blob(img.chained_fixups_cmd) {
+            let chains = crate::chains::parse(blob, |at| {
+                img.read(at, 8)
+                    .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            })?;
+            img.chains = Some(chains);
+        }
         Ok(img)
+    }
+
+    /// The bytes a `linkedit_data_command` names.
+    pub fn linkedit_blob(&self, cmd: Option<(u32, u32)>) -> Option<&[u8]> {
+        let (off, size) = cmd?;
+        self.data.get(off as usize..off as usize + size as usize)
     }
 
     /// 1-based section ordinal -> section.

@@ -1,4 +1,4 @@
-//! Reading the linker's inputs: Mach-O x86_64 relocatable objects, alone or inside static
+//! Reading the linker's inputs: Mach-O x86_64 and arm64(e) relocatable objects, alone or inside static
 //! archives, with `object::read::macho`. Everything is copied into owned structs so that the
 //! linker does not carry the input buffers' lifetimes around.
 
@@ -102,6 +102,8 @@ pub struct InObject {
     /// Packed minimum macOS version (xxxx.yy.zz), 0 when the object records none.
     pub min_version: u32,
     pub flags: u32,
+    /// `CPU_TYPE_X86_64` or `CPU_TYPE_ARM64`.
+    pub cputype: u32,
 }
 
 impl InObject {
@@ -111,6 +113,12 @@ impl InObject {
             return None;
         }
         self.sections.get(ordinal as usize - 1)
+    }
+
+    /// Whether rustc made this object: its codegen units are named `<crate>-<hash>.<cgu>.rcgu.o`
+    /// (also inside an archive, `lib.a(<...>.rcgu.o)`). Everything else is C from clang.
+    pub fn is_rust(&self) -> bool {
+        self.name.trim_end_matches(')').ends_with(".rcgu.o")
     }
 }
 
@@ -124,15 +132,15 @@ pub fn is_macho64(data: &[u8]) -> bool {
     data.len() >= 4 && data[..4] == [0xcf, 0xfa, 0xed, 0xfe]
 }
 
-/// Parses one x86_64 `MH_OBJECT`.
+/// Parses one x86_64 or arm64 `MH_OBJECT`.
 pub fn parse_object(name: &str, data: &[u8]) -> Result<InObject> {
     let header = macho::MachHeader64::<LE>::parse(data, 0)
         .map_err(|e| err!("{name}: not a 64-bit Mach-O object: {e}"))?;
     let endian = header.endian().map_err(|e| err!("{name}: {e}"))?;
-    if header.cputype(endian) != macho::CPU_TYPE_X86_64 {
+    let cputype = header.cputype(endian);
+    if cputype != macho::CPU_TYPE_X86_64 && cputype != macho::CPU_TYPE_ARM64 {
         return Err(err!(
-            "{name}: cputype {:#x} is not x86_64",
-            header.cputype(endian)
+            "{name}: cputype {cputype:#x} is neither x86_64 nor arm64"
         ));
     }
     if header.filetype(endian) != macho::MH_OBJECT {
@@ -147,6 +155,7 @@ pub fn parse_object(name: &str, data: &[u8]) -> Result<InObject> {
         symbols: Vec::new(),
         min_version: 0,
         flags: header.flags(endian),
+        cputype,
     };
     let mut commands = header
         .load_commands(endian, data, 0)
@@ -175,9 +184,7 @@ pub fn parse_object(name: &str, data: &[u8]) -> Result<InObject> {
                     };
                     let mut rs = Vec::with_capacity(relocs.len());
                     for r in relocs {
-                        if r.r_scattered(endian, macho::CPU_TYPE_X86_64) {
-                            return Err(err!("{name}: scattered relocation in x86_64 object"));
-                        }
+                        // (64-bit architectures have no scattered relocations)
                         let i = r.info(endian);
                         rs.push(Reloc {
                             address: i.r_address,

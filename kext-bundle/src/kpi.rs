@@ -105,13 +105,19 @@ pub type ExportSet = BTreeMap<String, String>;
 
 /// Reads `C.exports`, `C.x86_64.exports` and `C.x86_64.MacOSX.exports` (each if present).
 pub fn load_exports(dir: &Path, bundle: &str) -> Result<ExportSet> {
+    load_arch_exports(dir, bundle, "x86_64")
+}
+
+/// Reads `C.exports`, `C.<arch>.exports` and `C.<arch>.MacOSX.exports` (each if present);
+/// `arch` is `x86_64` or `arm64` (xnu config/Makefile).
+pub fn load_arch_exports(dir: &Path, bundle: &str, arch: &str) -> Result<ExportSet> {
     let comp = export_component(bundle).ok_or_else(|| err!("unknown KPI bundle {bundle}"))?;
     let mut set = ExportSet::new();
     let mut found = false;
     for file in [
         format!("{comp}.exports"),
-        format!("{comp}.x86_64.exports"),
-        format!("{comp}.x86_64.MacOSX.exports"),
+        format!("{comp}.{arch}.exports"),
+        format!("{comp}.{arch}.MacOSX.exports"),
     ] {
         let path = dir.join(&file);
         let Ok(text) = std::fs::read_to_string(&path) else {

@@ -7,12 +7,15 @@
 //!
 //! * [`input`]: reading objects and archives (`object::read::macho`);
 //! * [`kpi`]: the project's KPI table, Apple's export lists, Info.plist;
-//! * [`link`]: symbol resolution, the checks of section 4, layout, relocation, output;
+//! * [`link`]: resolution and the checks of section 4, layout, per-architecture relocation
+//!   lowering, fixup emitters, symbol table and Mach-O writing (one module each);
 //! * [`image`]: reading a linked kext back (used by `verify` and by the linker's own kmod_info check);
 //! * [`verify`]: structural checks, the relocation simulator, kmod_info and plist checks;
 //! * [`bundle`]: writes `tunnel.kext/Contents/Info.plist` and `Contents/MacOS/<exe>`.
 
 pub mod bundle;
+pub mod chains;
+pub mod fat;
 pub mod image;
 pub mod input;
 pub mod kpi;
@@ -66,9 +69,22 @@ pub mod consts {
     pub const KMOD_INFO_SIZE: u64 = 196;
     pub const KMOD_START_OFFSET: usize = 180;
     pub const KMOD_STOP_OFFSET: usize = 188;
+    /// `n_desc` of an undefined symbol as `ld64 -kext` writes it: library ordinal 0xFE
+    /// (`DYNAMIC_LOOKUP_ORDINAL`) in the high byte, no weak-reference bit. Both loaders also
+    /// accept 0; the linker matches ld64.
+    pub const DYNAMIC_LOOKUP_DESC: u16 = 0xFE00;
     /// Minimum macOS the kext supports: 10.13.
     pub const MIN_MACOS: u32 = 0x000A_0D00;
     pub const PAGE: u64 = 4096;
+    /// arm64 kexts: 16 KiB segments (kext-build.md 9.1).
+    pub const PAGE_ARM64: u64 = 0x4000;
+    /// arm64e chained fixups use 4 KiB chain pages even in 16 KiB segments.
+    pub const CHAIN_PAGE: u64 = 0x1000;
+    /// `CPU_SUBTYPE_ARM64E` | versioned-ABI bit | kernel bit, ABI version 0: the only subtype
+    /// the kernel-collection builder takes for an arm64e kext.
+    pub const ARM64E_KERNEL_SUBTYPE: u32 = 0xC000_0002;
+    /// `DYLD_CHAINED_PTR_ARM64E_KERNEL`: stride 4, targets are offsets from the image start.
+    pub const CHAINED_PTR_ARM64E_KERNEL: u16 = 7;
     /// Zero bytes kept after the load commands for a signer's `LC_CODE_SIGNATURE`.
     pub const HEADER_PAD: u64 = 512;
     /// Kernel exports a kext must never define itself: defining them means

@@ -3,36 +3,40 @@
 //! ```text
 //! kext-bundle link   -o OUT    --plist Info.plist --kpi shim/kpi-symbols.txt [--exports DIR] [--root SYM]... INPUT...
 //! kext-bundle bundle --out DIR --plist Info.plist --kpi shim/kpi-symbols.txt [--exports DIR] [--root SYM]... INPUT...
-//! kext-bundle verify BUNDLE.kext [--kpi FILE] [--exports DIR] [--seed N] [--start SYM] [--stop SYM]
+//! kext-bundle verify BUNDLE.kext [--kpi FILE] [--exports DIR] [--seed N] [--start SYM] [--stop SYM] [--signed SYM]...
 //! ```
 //! INPUTs are Mach-O objects (always linked) or static archives (members linked on demand).
+//! Inputs of two architectures (x86_64, arm64e) give one image each, in a universal file.
 
-use kext_bundle::bundle::{plist_path, write_bundle};
-use kext_bundle::image::Image;
-use kext_bundle::input::read_input;
+mod verify_cmd;
+
+use kext_bundle::bundle::write_bundle;
+use kext_bundle::fat;
+use kext_bundle::input::{read_input, Input};
 use kext_bundle::kpi::{load_export_sets, KpiTable, PlistInfo};
 use kext_bundle::link::{link, LinkOptions};
-use kext_bundle::verify;
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use object::macho;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   kext-bundle link   -o OUT    --plist Info.plist --kpi kpi-symbols.txt [--exports DIR] [--root SYM]... INPUT...
   kext-bundle bundle --out DIR --plist Info.plist --kpi kpi-symbols.txt [--exports DIR] [--root SYM]... INPUT...
-  kext-bundle verify BUNDLE.kext [--kpi FILE] [--exports DIR] [--seed N] [--start SYM] [--stop SYM]";
+  kext-bundle verify BUNDLE.kext [--kpi FILE] [--exports DIR] [--seed N] [--start SYM] [--stop SYM] [--signed SYM]...";
 
 #[derive(Default)]
-struct Args {
-    out: Option<PathBuf>,
-    plist: Option<PathBuf>,
-    kpi: Option<PathBuf>,
-    exports: Option<PathBuf>,
-    roots: Vec<String>,
-    seed: Option<u64>,
-    start: Option<String>,
-    stop: Option<String>,
-    positional: Vec<String>,
+pub struct Args {
+    pub out: Option<PathBuf>,
+    pub plist: Option<PathBuf>,
+    pub kpi: Option<PathBuf>,
+    pub exports: Option<PathBuf>,
+    pub roots: Vec<String>,
+    pub seed: Option<u64>,
+    pub start: Option<String>,
+    pub stop: Option<String>,
+    pub positional: Vec<String>,
+    /// Symbols whose every pointer must be signed IA/0 (arm64e), e.g. the cdevsw.
+    pub signed: Vec<String>,
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -48,6 +52,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
             "--seed" => a.seed = Some(value(&arg)?.parse().map_err(|e| format!("--seed: {e}"))?),
             "--start" => a.start = Some(value(&arg)?),
             "--stop" => a.stop = Some(value(&arg)?),
+            "--signed" => a.signed.push(value(&arg)?),
             s if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ => a.positional.push(arg),
         }
@@ -55,7 +60,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(a)
 }
 
-fn do_link(a: &Args) -> Result<kext_bundle::link::LinkOutput, String> {
+/// The architecture of an input: its object's, or its archive's first member's.
+fn input_cputype(i: &Input) -> Option<u32> {
+    match i {
+        Input::Object(o) => Some(o.cputype),
+        Input::Archive { members, .. } => members.first().map(|m| m.cputype),
+    }
+}
+
+/// Links the inputs, one image per architecture among them; several make a universal file.
+fn do_link(a: &Args) -> Result<Vec<u8>, String> {
     let plist_file = a.plist.as_ref().ok_or("--plist is required")?;
     let kpi_file = a.kpi.as_ref().ok_or("--kpi is required")?;
     if a.positional.is_empty() {
@@ -67,6 +81,7 @@ fn do_link(a: &Args) -> Result<kext_bundle::link::LinkOutput, String> {
     if !a.roots.is_empty() {
         opts.roots = a.roots.clone();
     }
+    opts.exports_dir = a.exports.clone();
     if let Some(dir) = a.exports.as_ref().filter(|d| d.is_dir()) {
         let bundles: Vec<String> = opts
             .plist
@@ -76,200 +91,48 @@ fn do_link(a: &Args) -> Result<kext_bundle::link::LinkOutput, String> {
             .collect();
         opts.exports = Some(load_export_sets(dir, &bundles).map_err(|e| e.to_string())?);
     }
-    let inputs = a
-        .positional
-        .iter()
-        .map(|p| read_input(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let out = link(inputs, &opts).map_err(|e| e.to_string())?;
-    for w in &out.warnings {
-        eprintln!("kext-bundle: warning: {w}");
+    let mut groups: Vec<(u32, Vec<Input>)> = Vec::new();
+    for p in &a.positional {
+        let input = read_input(p).map_err(|e| e.to_string())?;
+        let arch = input_cputype(&input).unwrap_or(macho::CPU_TYPE_X86_64);
+        match groups.iter_mut().find(|(c, _)| *c == arch) {
+            Some((_, g)) => g.push(input),
+            None => groups.push((arch, vec![input])),
+        }
     }
-    eprintln!(
-        "kext-bundle: linked {} objects ({}), {} imports, {} bytes",
-        out.objects.len(),
-        out.objects.join(", "),
-        out.imports.len(),
-        out.image.len()
-    );
-    Ok(out)
-}
-
-/// Runs the checks of `verify`; prints one PASS/FAIL/SKIP line per check.
-fn do_verify(a: &Args) -> Result<bool, String> {
-    let [bundle] = a.positional.as_slice() else {
-        return Err("verify takes one bundle path".into());
-    };
-    let bundle = Path::new(bundle);
-    let mut failed = false;
-    let mut report = |name: &str, r: Result<String, String>| match r {
-        Ok(detail) => println!(
-            "PASS {name}{}",
-            if detail.is_empty() {
-                String::new()
+    let mut images = Vec::new();
+    for (_, inputs) in groups {
+        let out = link(inputs, &opts).map_err(|e| e.to_string())?;
+        for w in &out.warnings {
+            eprintln!("kext-bundle: warning: {w}");
+        }
+        let (cputype, cpusubtype) = fat::thin_arch(&out.image).map_err(|e| e.to_string())?;
+        eprintln!(
+            "kext-bundle: linked {} objects ({}), {} imports, {} bytes ({})",
+            out.objects.len(),
+            out.objects.join(", "),
+            out.imports.len(),
+            out.image.len(),
+            if cputype == macho::CPU_TYPE_ARM64 {
+                "arm64e"
             } else {
-                format!(": {detail}")
+                "x86_64"
             }
-        ),
-        Err(e) => {
-            failed = true;
-            println!("FAIL {name}:");
-            for line in e.lines() {
-                println!("    {line}");
-            }
-        }
-    };
-    let plist = PlistInfo::load(&plist_path(bundle)).map_err(|e| e.to_string())?;
-    let exe = bundle
-        .join("Contents")
-        .join("MacOS")
-        .join(&plist.executable);
-    let data = std::fs::read(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
-    let img = Image::parse(&data).map_err(|e| e.to_string())?;
-    let problems = verify::structural(&img);
-    report(
-        "structure (header, load commands, segments, sections, symbols, relocation forms)",
-        if problems.is_empty() {
-            Ok(format!(
-                "{} sections, {} symbols, {} local + {} external relocations",
-                img.sections.len(),
-                img.symbols.len(),
-                img.local_relocs.len(),
-                img.extern_relocs.len()
-            ))
-        } else {
-            Err(problems.join("\n"))
-        },
-    );
-    let kmod = verify::check_kmod_info(&img, &plist.identifier, &plist.version);
-    report(
-        "kmod_info (layout, info_version, name/version = Info.plist, start/stop relocated into __TEXT)",
-        match &kmod {
-            Ok(k) => {
-                let mut problems = Vec::new();
-                if let Some(s) = &a.start {
-                    if img.symbols_at(k.start).iter().all(|n| n != s) {
-                        problems.push(format!("start is {}, expected {s}", k.start_symbol));
-                    }
-                }
-                if let Some(s) = &a.stop {
-                    if img.symbols_at(k.stop).iter().all(|n| n != s) {
-                        problems.push(format!("stop is {}, expected {s}", k.stop_symbol));
-                    }
-                }
-                if problems.is_empty() {
-                    Ok(format!("{} {} start={} stop={}", k.name, k.version, k.start_symbol, k.stop_symbol))
-                } else {
-                    Err(problems.join("\n"))
-                }
-            }
-            Err(e) => Err(e.to_string()),
-        },
-    );
-    let kpi = match &a.kpi {
-        Some(p) => Some(KpiTable::load(p).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    let imports = verify::imports(&img);
-    let import_bundles: Option<BTreeSet<String>> = kpi.as_ref().map(|k| {
-        imports
-            .iter()
-            .filter_map(|i| k.bundle_of(i).map(String::from))
-            .collect()
-    });
-    report(
-        "Info.plist (keys, versions, OSBundleLibraries = bundles of the imports)",
-        verify::check_plist(
-            &plist,
-            kmod.as_ref().ok(),
-            import_bundles.as_ref(),
-            exe.is_file(),
-        )
-        .map(|_| format!("{} libraries", plist.libraries.len()))
-        .map_err(|e| e.to_string()),
-    );
-    let exports_dir = a.exports.as_ref().filter(|d| d.is_dir());
-    let declared: Vec<String> = plist.libraries.iter().map(|(b, _)| b.clone()).collect();
-    let sets = match exports_dir {
-        Some(d) => Some(load_export_sets(d, &declared).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    match &kpi {
-        Some(k) => report(
-            "imports in the project's KPI table under declared bundles",
-            verify::check_imports(&img, k, &plist, None)
-                .map(|_| format!("{} imports", imports.len()))
-                .map_err(|e| e.to_string()),
-        ),
-        None => println!("SKIP imports vs the KPI table: no --kpi given"),
+        );
+        images.push((cputype, cpusubtype, out.image));
     }
-    match (&kpi, &sets) {
-        (Some(k), Some(s)) => {
-            report(
-                "imports in Apple's x86_64 export lists of their bundles",
-                verify::check_imports(&img, k, &plist, Some(s))
-                    .map(|_| String::new())
-                    .map_err(|e| e.to_string()),
-            );
-            report(
-                "KPI table against Apple's export lists",
-                verify::check_kpi_table(k, exports_dir.unwrap())
-                    .map(|_| format!("{} symbols", k.symbols.len()))
-                    .map_err(|e| e.to_string()),
-            );
-        }
-        _ => println!(
-            "SKIP imports and KPI table vs Apple's export lists: {}",
-            match (&a.exports, &kpi) {
-                (_, None) => "no --kpi given".to_string(),
-                (Some(p), _) => format!("{} not found (../shared/xnu-exports)", p.display()),
-                (None, _) => "no --exports directory given (../shared/xnu-exports)".to_string(),
-            }
-        ),
+    if images.len() == 1 {
+        return Ok(images.pop().expect("one").2);
     }
-    let seed = a.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-    });
-    let load = verify::load_address(seed);
-    let (kernel, source) = match (&sets, &kpi) {
-        (Some(s), _) => (
-            verify::SyntheticKernel::from_sets(s.values()),
-            "Apple's export lists",
-        ),
-        (None, Some(k)) => (
-            verify::SyntheticKernel::from_table(k, &plist.declared()),
-            "the project's KPI table",
-        ),
-        (None, None) => {
-            println!(
-                "SKIP relocation simulator: needs --exports or --kpi for the synthetic kernel"
-            );
-            return Ok(!failed);
-        }
-    };
-    report(
-        "relocation simulator",
-        verify::simulate(&img, &kernel, load, &plist.identifier, &plist.version)
-            .map(|r| {
-                format!(
-                    "loaded at {:#x} (seed {seed}) against {} symbols from {source}: {} local + {} external relocations; start={} ({:#x}) stop={} ({:#x})",
-                    r.load_address,
-                    kernel.symbols.len(),
-                    r.local_applied,
-                    r.extern_applied,
-                    r.start_symbol,
-                    r.start,
-                    r.stop_symbol,
-                    r.stop
-                )
-            })
-            .map_err(|e| e.to_string()),
-    );
-    Ok(!failed)
+    let slices: Vec<fat::Slice> = images
+        .iter()
+        .map(|(cputype, cpusubtype, data)| fat::Slice {
+            cputype: *cputype,
+            cpusubtype: *cpusubtype,
+            data,
+        })
+        .collect();
+    Ok(fat::write(&slices))
 }
 
 fn run() -> Result<bool, String> {
@@ -280,8 +143,7 @@ fn run() -> Result<bool, String> {
         "link" => {
             let out_path = a.out.clone().ok_or("-o is required")?;
             let out = do_link(&a)?;
-            std::fs::write(&out_path, &out.image)
-                .map_err(|e| format!("{}: {e}", out_path.display()))?;
+            std::fs::write(&out_path, &out).map_err(|e| format!("{}: {e}", out_path.display()))?;
             Ok(true)
         }
         "bundle" => {
@@ -289,11 +151,11 @@ fn run() -> Result<bool, String> {
             let out = do_link(&a)?;
             let plist =
                 PlistInfo::load(a.plist.as_ref().expect("checked")).map_err(|e| e.to_string())?;
-            let exe = write_bundle(&dir, &plist, &out.image).map_err(|e| e.to_string())?;
+            let exe = write_bundle(&dir, &plist, &out).map_err(|e| e.to_string())?;
             eprintln!("kext-bundle: wrote {}", exe.display());
             Ok(true)
         }
-        "verify" => do_verify(&a),
+        "verify" => verify_cmd::run(&a),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(true)

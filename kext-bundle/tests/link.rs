@@ -479,3 +479,23 @@ fn archive_members_are_pulled_in_transitively() {
         ["libz.a(a.o)", "libz.a(b.o)", "libz.a(kmod.o)", "user.o"]
     );
 }
+
+#[test]
+fn undefined_symbols_carry_ld64s_dynamic_lookup_desc() {
+    let (img, out) = build();
+    let undefs: Vec<_> = img.symbols.iter().filter(|s| s.is_undefined()).collect();
+    assert_eq!(undefs.len(), out.imports.len());
+    for s in &undefs {
+        assert_eq!(s.n_desc, 0xFE00, "{}", s.name);
+        assert!(!s.is_weak_ref(), "{}", s.name);
+    }
+    // the structural check refuses anything else
+    let mut bad = img.clone();
+    let n = bad.symbols.iter().position(|s| s.is_undefined()).unwrap();
+    bad.symbols[n].n_desc = 0;
+    let e = verify::structural(&bad);
+    assert!(
+        e.iter().any(|l| l.contains("desc 0xfe00 (dynamic lookup")),
+        "{e:?}"
+    );
+}

@@ -3,6 +3,9 @@
 # Sourced by scripts/build.sh and scripts/test.sh.
 
 LLVM_VERSION=19
+# The arm64e shim needs clang-22: clang-19 drops the @AUTH bits of signed function pointers, and
+# nothing between 19 and 22 is packaged (kext-build.md 9.2). It brings llvm-22's tools too.
+ARM64E_CLANG_VERSION=22
 
 apt_install() {
     local missing=()
@@ -25,7 +28,8 @@ apt_install() {
 ensure_build_deps() {
     if [ "$(uname -s)" = Linux ]; then
         apt_install "clang-$LLVM_VERSION" "libclang-$LLVM_VERSION-dev" "lld-$LLVM_VERSION" \
-            "llvm-$LLVM_VERSION" shellcheck || return 1
+            "llvm-$LLVM_VERSION" "clang-$ARM64E_CLANG_VERSION" "llvm-$ARM64E_CLANG_VERSION" \
+            shellcheck || return 1
         export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-$LLVM_VERSION/lib}
         export PATH="/usr/lib/llvm-$LLVM_VERSION/bin:$PATH"
     fi

@@ -91,7 +91,7 @@ read_platform() {
 require_mac() {
     [ "$KERNEL" = Darwin ] && return 0
     die "this is $KERNEL, not macOS: $PROG manages a macOS kernel extension." \
-        "On Linux, scripts/build.sh builds target/tunnel.kext and scripts/test.sh tests it; copy the bundle to an Intel Mac to install it."
+        "On Linux, scripts/build.sh builds target/tunnel.kext and scripts/test.sh tests it; copy the bundle to a Mac to install it."
 }
 
 # uses_kmutil: true on macOS 11 and later, where kmutil replaces kextload/kextunload/kextstat.
@@ -103,18 +103,6 @@ needs_notarization() {
     [ "$MACOS_MAJOR" -eq 10 ] || return 1
     [ "$MACOS_MINOR" -gt 14 ] && return 0
     [ "$MACOS_MINOR" -eq 14 ] && [ "$MACOS_PATCH" -ge 5 ]
-}
-
-refuse_apple_silicon() {
-    local rosetta=""
-    [ "$ARCH" != arm64 ] && rosetta=" (this shell runs under Rosetta, but the kernel is arm64e)"
-    die "this Mac has Apple silicon$rosetta: tunnel.kext cannot be installed on it yet." \
-        "tunnel.kext is built for Intel Macs (x86_64) only. Apple silicon loads only arm64e kexts (pointer-" \
-        "authenticated code linked into the auxiliary kernel collection), and an arm64e build of tunnel.kext is" \
-        "not available yet. Until it is, use utun, the tunnel interface built into macOS: it needs no kext," \
-        "programs create it through a PF_SYSTEM socket (com.apple.net.utun_control), and OpenVPN (--dev utun)," \
-        "WireGuard and most current VPN clients support it. Its packets carry a 4-byte address-family header," \
-        "like tun with TUNSIFHEAD set."
 }
 
 require_root() {
@@ -225,30 +213,59 @@ plist_dict_nonempty() {
         END { exit ok ? 0 : 1 }' "$1"
 }
 
-# macho_kind FILE: "x86_64-kext" for a thin x86_64 MH_KEXT_BUNDLE, otherwise a description of what it is.
-# Reads the header bytes with od, so that it works without file(1) or a Mac.
+# macho_kind FILE [OFFSET]: "x86_64-kext" for an x86_64 MH_KEXT_BUNDLE, "arm64e-kext" for an
+# arm64e one (cpusubtype 0xC0000002, the kernel ABI), the kinds of its slices separated by spaces
+# for a universal (fat) file, otherwise a description of what it is. Reads the header bytes with
+# od, so that it works without file(1) or a Mac.
 macho_kind() {
-    local h magic cpu ftype
-    h=$(od -An -tx1 -N16 "$1" 2>/dev/null | tr -d ' \n')
+    local f=$1 at=${2:-0} h magic cpu sub ftype n i arch off kinds=""
+    h=$(od -An -tx1 -j "$at" -N16 "$f" 2>/dev/null | tr -d ' \n')
     magic=${h:0:8}
     cpu=${h:8:8}
+    sub=${h:16:8}
     ftype=${h:24:8}
     case $magic in
     cffaedfe) ;;
-    cafebabe | bebafeca) echo "a universal (fat) binary; expected a thin x86_64 one"; return ;;
+    cafebabe)
+        [ "$at" = 0 ] || { echo "a universal binary nested in a universal binary"; return; }
+        n=$((16#${h:8:8}))
+        for ((i = 0; i < n && i < 8; i++)); do
+            arch=$(od -An -tx1 -j $((8 + 20 * i)) -N20 "$f" | tr -d ' \n')
+            off=$((16#${arch:16:8}))
+            [ "$off" -gt 0 ] || { echo "a universal binary with a slice at offset 0"; return; }
+            kinds="$kinds${kinds:+ }$(macho_kind "$f" "$off" | tr ' ' '_')"
+        done
+        echo "$kinds"
+        return
+        ;;
     feedfacf | feedface | cefaedfe) echo "a Mach-O of a byte order or width the kernel cannot load"; return ;;
     *) echo "not a Mach-O file (first bytes: ${h:0:8})"; return ;;
     esac
-    case $cpu in
-    07000001) ;;
-    0c000001) echo "an arm64 Mach-O; this installer handles x86_64 only"; return ;;
-    *) echo "a Mach-O for an unknown CPU (cputype bytes $cpu)"; return ;;
-    esac
     if [ "$ftype" != 0b000000 ]; then
-        echo "an x86_64 Mach-O of file type 0x${ftype:0:2}, not a kext executable (MH_KEXT_BUNDLE, 0xb)"
+        echo "a Mach-O of file type 0x${ftype:0:2}, not a kext executable (MH_KEXT_BUNDLE, 0xb)"
         return
     fi
-    echo x86_64-kext
+    case $cpu$sub in
+    0700000103000000) echo x86_64-kext ;;
+    0c000001020000c0) echo arm64e-kext ;;
+    0c000001*) echo "an arm64 Mach-O of cpusubtype 0x${sub:6:2}${sub:4:2}${sub:2:2}${sub:0:2}, not arm64e with the kernel ABI (0xc0000002)" ;;
+    *) echo "a Mach-O for an unknown CPU (cputype bytes $cpu)" ;;
+    esac
+}
+
+# apple_silicon_steps: what an Apple-silicon Mac needs before it loads a third-party kext.
+apple_silicon_steps() {
+    cat <<'STEPS'
+On Apple silicon a third-party kext loads only after these steps (once per Mac):
+  1. Shut down; hold the power button until "Loading startup options" appears; choose Options.
+  2. Utilities > Startup Security Utility: select the disk, Security Policy, choose
+     "Reduced Security" and tick "Allow user management of kernel extensions from identified
+     developers". Restart.
+  3. After installing, approve the developer in System Settings > Privacy & Security
+     (macOS 12 and earlier: System Preferences > Security & Privacy), then restart again:
+     kmutil links the kext into the auxiliary kernel collection at boot.
+An unsigned or ad-hoc signed build also needs Permissive Security (SIP off).
+STEPS
 }
 
 # verify_bundle PATH: checks Info.plist keys, the executable and its architecture.
@@ -285,8 +302,16 @@ verify_bundle() {
     else
         BUNDLE_EXEC=$b/Contents/MacOS/$exe
         kind=$(macho_kind "$BUNDLE_EXEC")
-        [ "$kind" = x86_64-kext ] || problems="${problems}Contents/MacOS/$exe is $kind
-"
+        local want=x86_64-kext
+        [ "${IS_ARM64:-0}" = 1 ] && want=arm64e-kext
+        case " $kind " in
+        *" $want "*) ;;
+        *" x86_64-kext "* | *" arm64e-kext "*)
+            problems="${problems}Contents/MacOS/$exe has no ${want%-kext} slice (it has: $kind); this Mac needs ${want%-kext}. scripts/build.sh writes a universal bundle with both
+" ;;
+        *) problems="${problems}Contents/MacOS/$exe is $kind
+" ;;
+        esac
     fi
     if [ -n "$problems" ]; then
         printf '%s: %s is not a usable tunnel.kext:\n' "$PROG" "$b" >&2

@@ -59,6 +59,30 @@ make_bundle() {
     chmod -R g+w "$b"
 }
 bundle=$tmp/build/tunnel.kext
+arm64e_kext=cffaedfe0c000001020000c00b000000
+# make_universal DIR SLICE_HEX...: a fake tunnel.kext whose executable is a fat file with one
+# 16-byte Mach-O header per slice, each slice on its own 4 KiB page.
+make_universal() {
+    local b=$1 n=$(($# - 1)) i=1 hdr exe
+    shift
+    make_bundle "$b"
+    exe=$b/Contents/MacOS/tunnel
+    hdr=$(printf 'cafebabe%08x' "$n")
+    for h in "$@"; do
+        hdr=$hdr$(printf '%s%s%08x%08x0000000c' "${h:8:8}" "${h:16:8}" $((4096 * i)) 16)
+        i=$((i + 1))
+    done
+    : >"$exe"
+    printf '%b' "$(printf '%s' "$hdr" | sed 's/../\\x&/g')" >"$exe"
+    i=1
+    for h in "$@"; do
+        truncate -s $((4096 * i)) "$exe"
+        printf '%b' "$(printf '%s' "$h" | sed 's/../\\x&/g')" >>"$exe"
+        i=$((i + 1))
+    done
+    truncate -s $((4096 * i)) "$exe"
+    chmod -R g+w "$b"
+}
 
 # sh_run SCRIPT ARGS...: runs a script with the fake commands first on PATH; sets rc, output in $tmp/out.
 sh_run() {
@@ -201,13 +225,28 @@ fresh 12.6
 export FAKE_ARCH=arm64 FAKE_ARM64=1
 before=$(snapshot)
 sh_run install.sh "$bundle"
-refused "install on Apple silicon (arm64) refuses, explaining arm64e and utun" "Apple silicon" "arm64e" "utun"
+refused "install on Apple silicon (arm64) with an x86_64-only bundle refuses, naming the missing arm64e slice" \
+    "no arm64e slice" "universal bundle"
 
 fresh 11.7.10
 export FAKE_ARCH=x86_64 FAKE_ARM64=1
 before=$(snapshot)
 sh_run install.sh "$bundle"
-refused "install under Rosetta on Apple silicon refuses (hw.optional.arm64)" "Rosetta" "arm64e" "utun"
+refused "install under Rosetta on Apple silicon (hw.optional.arm64) needs the arm64e slice too" "no arm64e slice"
+
+fresh 14.5
+export FAKE_ARCH=arm64 FAKE_ARM64=1 FAKE_UID=501
+make_universal "$tmp/uni/tunnel.kext" "$x86_kext" "$arm64e_kext"
+before=$(snapshot)
+sh_run install.sh --dry-run "$tmp/uni/tunnel.kext"
+if [ -z "$(actions)" ] && [ "$(snapshot)" = "$before" ]; then
+    expect_out "install --dry-run on Apple silicon takes a universal bundle's arm64e slice and explains the steps" 0 \
+        "Apple silicon" "arm64e slice will be used" "Reduced Security" \
+        "Allow user management of kernel extensions from identified" "approve the developer" "restart" \
+        "would run: cp -R $tmp/uni/tunnel.kext $dest"
+else
+    fail "install --dry-run on Apple silicon takes a universal bundle's arm64e slice" "$(actions)" "$(out)"
+fi
 
 fresh
 export FAKE_KERNEL=Linux
@@ -268,10 +307,18 @@ sh_run install.sh "$tmp/bad/tunnel.kext"
 refused "install refuses an x86_64 Mach-O that is not MH_KEXT_BUNDLE" "file type 0x06" "MH_KEXT_BUNDLE"
 
 fresh
-make_bundle "$tmp/bad/tunnel.kext" cafebabe000000020100000700000003
+make_universal "$tmp/bad/tunnel.kext" "$arm64e_kext"
 before=$(snapshot)
 sh_run install.sh "$tmp/bad/tunnel.kext"
-refused "install refuses a universal (fat) executable" "universal"
+refused "install on an Intel Mac refuses a universal executable without an x86_64 slice" "no x86_64 slice" "arm64e-kext"
+
+fresh
+make_universal "$tmp/uni/tunnel.kext" "$x86_kext" "$arm64e_kext"
+export FAKE_UID=501
+before=$(snapshot)
+sh_run install.sh --dry-run "$tmp/uni/tunnel.kext"
+expect_out "install --dry-run on an Intel Mac takes a universal bundle's x86_64 slice" 0 \
+    "would run: cp -R $tmp/uni/tunnel.kext $dest"
 
 fresh
 make_bundle "$tmp/bad/tunnel.kext"
