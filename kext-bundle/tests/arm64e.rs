@@ -23,25 +23,23 @@ const ARM64E_CFLAGS: [&str; 7] = [
     "-c",
 ];
 
-fn clang22() -> Option<String> {
+/// clang-22, which every test here needs: scripts/test.sh installs it (scripts/lib/deps.sh), and
+/// a test run without it fails naming it rather than passing.
+fn clang22() -> String {
     let c = std::env::var("CLANG_ARM64E").unwrap_or_else(|_| "clang-22".into());
-    if Command::new(&c)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        Some(c)
-    } else {
-        println!(
-            "SKIP: {c} not found; arm64e objects need clang-22 (scripts/lib/deps.sh installs it)"
-        );
-        None
-    }
+    assert!(
+        Command::new(&c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "precondition not met: {c} not found; arm64e objects need clang-22 (scripts/lib/deps.sh installs it)"
+    );
+    c
 }
 
 /// Compiles C or assembly for arm64e; the object is called `as_name` in messages.
-fn compile64(name: &str, source: &str, as_name: &str) -> Option<InObject> {
-    let clang = clang22()?;
+fn compile64(name: &str, source: &str, as_name: &str) -> InObject {
+    let clang = clang22();
     let dir = scratch_dir();
     let src = dir.join(name);
     std::fs::write(&src, source).unwrap();
@@ -58,7 +56,7 @@ fn compile64(name: &str, source: &str, as_name: &str) -> Option<InObject> {
         "clang-22 on {name}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(parse_object(as_name, &std::fs::read(&obj).unwrap()).unwrap())
+    parse_object(as_name, &std::fs::read(&obj).unwrap()).unwrap()
 }
 
 const USER: &str = r#"
@@ -68,7 +66,7 @@ static int counter;
 int bump(char *d, const char *s) { memcpy(d, s, 8); counter++; return printf("%d\n", counter); }
 "#;
 
-fn kmod64() -> Option<InObject> {
+fn kmod64() -> InObject {
     compile64("kmod.c", &kmod_source(), "kmod.o")
 }
 
@@ -82,7 +80,7 @@ fn link64(objs: Vec<InObject>) -> Result<Vec<u8>, String> {
 }
 
 fn link64_error(obj: InObject) -> String {
-    match link64(vec![kmod64().unwrap(), obj]) {
+    match link64(vec![kmod64(), obj]) {
         Ok(_) => panic!("link succeeded but should have failed"),
         Err(e) => e,
     }
@@ -92,14 +90,14 @@ fn kernel() -> SyntheticKernel {
     SyntheticKernel::from_table(&kpi(), &plist(LIBKERN).declared())
 }
 
-fn good_image() -> Option<Image> {
-    let image = link64(vec![kmod64()?, compile64("user.c", USER, "user.o")?]).expect("link");
-    Some(Image::parse(&image).unwrap())
+fn good_image() -> Image {
+    let image = link64(vec![kmod64(), compile64("user.c", USER, "user.o")]).expect("link");
+    Image::parse(&image).unwrap()
 }
 
 #[test]
 fn image_has_the_header_commands_segments_and_chains_of_9_1() {
-    let Some(img) = good_image() else { return };
+    let img = good_image();
     assert_eq!(img.cpusubtype, 0xC000_0002);
     assert_eq!(img.flags, 0x85);
     assert_eq!(img.commands.len(), 10);
@@ -127,7 +125,7 @@ fn image_has_the_header_commands_segments_and_chains_of_9_1() {
 
 #[test]
 fn kernel_calls_go_through_plain_stubs_over_a_got_of_binds() {
-    let Some(img) = good_image() else { return };
+    let img = good_image();
     let stubs = img
         .sections
         .iter()
@@ -180,26 +178,22 @@ fn kernel_calls_go_through_plain_stubs_over_a_got_of_binds() {
 
 #[test]
 fn bitcode_and_cmdline_are_dropped() {
-    let Some(obj) = compile64(
+    let obj = compile64(
         "bc.s",
         ".section __LLVM,__bitcode\n.byte 1,2,3\n.section __LLVM,__cmdline\n.byte 0\n.text\n.globl _f\n_f: ret\n",
         "bc.o",
-    ) else {
-        return;
-    };
-    let img = Image::parse(&link64(vec![kmod64().unwrap(), obj]).unwrap()).unwrap();
+    );
+    let img = Image::parse(&link64(vec![kmod64(), obj]).unwrap()).unwrap();
     assert!(img.sections.iter().all(|s| s.segname != "__LLVM"));
 }
 
 #[test]
 fn an_unsupported_relocation_is_refused_naming_symbol_and_object() {
-    let Some(obj) = compile64(
+    let obj = compile64(
         "sub.s",
         ".data\n.globl _a\n_a: .quad _a - _b\n.globl _b\n_b: .quad 0\n",
         "sub.o",
-    ) else {
-        return;
-    };
+    );
     let e = link64_error(obj);
     assert!(
         e.contains("SUBTRACTOR relocation to _b (sub.o at __DATA,__data+0x0): not one of the arm64e relocations a kext may use"),
@@ -209,13 +203,11 @@ fn an_unsupported_relocation_is_refused_naming_symbol_and_object() {
 
 #[test]
 fn a_plain_pointer_into_code_from_shim_data_is_refused() {
-    let Some(obj) = compile64(
+    let obj = compile64(
         "plain.s",
         ".text\n.globl _f\n_f: ret\n.data\n.globl _table\n.p2align 3\n_table: .quad _f\n",
         "plain.o",
-    ) else {
-        return;
-    };
+    );
     let e = link64_error(obj);
     assert!(
         e.contains("plain pointer to code _f (plain.o at __DATA,__data+0x0)"),
@@ -228,27 +220,23 @@ fn a_signed_pointer_from_a_rust_object_is_refused() {
     // C with a function pointer compiles to an AUTHENTICATED_POINTER; named like a rustc
     // codegen unit, the linker takes it for Rust, which must never carry one.
     let src = "static int f(void) { return 1; } int (*hook)(void) = f;";
-    let Some(obj) = compile64(
+    let obj = compile64(
         "signed.c",
         src,
         "libtunnel.a(tunnel-0.tunnel.0-cgu.0.rcgu.o)",
-    ) else {
-        return;
-    };
+    );
     let e = link64_error(obj);
     assert!(e.contains("signed pointer to _f (libtunnel.a(tunnel-0.tunnel.0-cgu.0.rcgu.o) at __DATA,__data+0x0): a Rust object carries an authenticated pointer"), "{e}");
     // the same object under a C name links, and its pointer is signed IA/0
-    let obj = compile64("signed.c", src, "signed.o").unwrap();
-    let img = Image::parse(&link64(vec![kmod64().unwrap(), obj]).unwrap()).unwrap();
+    let obj = compile64("signed.c", src, "signed.o");
+    let img = Image::parse(&link64(vec![kmod64(), obj]).unwrap()).unwrap();
     assert!(arm64e::check_auth(&img, &["_hook".to_string()]).is_ok());
 }
 
 #[test]
 fn a_pointer_straddling_a_chain_page_or_misaligned_is_refused() {
     let straddle = ".data\n.p2align 12\n.globl _g\n_g: .space 4092\n.quad _g\n";
-    let Some(obj) = compile64("straddle.s", straddle, "straddle.o") else {
-        return;
-    };
+    let obj = compile64("straddle.s", straddle, "straddle.o");
     let e = link64_error(obj);
     assert!(
         e.contains(
@@ -257,7 +245,7 @@ fn a_pointer_straddling_a_chain_page_or_misaligned_is_refused() {
         "{e}"
     );
     let odd = ".data\n.p2align 3\n.globl _g\n_g: .space 2\n.quad _g\n";
-    let e = link64_error(compile64("odd.s", odd, "odd.o").unwrap());
+    let e = link64_error(compile64("odd.s", odd, "odd.o"));
     assert!(
         e.contains(
             "is not 4-byte aligned (chained fixups have a stride of 4): pointer to _g (odd.o"
@@ -267,36 +255,8 @@ fn a_pointer_straddling_a_chain_page_or_misaligned_is_refused() {
 }
 
 #[test]
-fn an_import_missing_from_the_arm64_export_lists_is_refused() {
-    let Some(dir) = exports_dir() else { return };
-    // _in6_cksum is exported by BSDKernel on x86_64 only
-    let Some(obj) = compile64("v6.c", "extern int in6_cksum(void *, int, int, int); int f(void *m) { return in6_cksum(m, 0, 0, 0); }", "v6.o") else {
-        return;
-    };
-    let mut o = opts(&["com.apple.kpi.libkern", "com.apple.kpi.bsd"]);
-    o.kpi = kext_bundle::kpi::KpiTable::parse(
-        "t",
-        &format!("{TEST_KPI}_in6_cksum com.apple.kpi.bsd\n"),
-    )
-    .unwrap();
-    o.exports_dir = Some(dir);
-    let e = link(
-        vec![Input::Object(kmod64().unwrap()), Input::Object(obj)],
-        &o,
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains(
-            "undefined symbol _in6_cksum: not in today's arm64 export lists of com.apple.kpi.bsd"
-        ),
-        "{e}"
-    );
-}
-
-#[test]
 fn collections_with_per_segment_slides_land_every_reference() {
-    let Some(img) = good_image() else { return };
+    let img = good_image();
     for (seed, sub_page) in [(1, false), (2, true), (99, false)] {
         let slides = collection::slides(img.segments.len(), seed, sub_page);
         let r =
@@ -336,7 +296,7 @@ fn without_one_entry(img: &Image, kind: u8) -> (Image, splitseg::Entry) {
 
 #[test]
 fn removing_one_split_seg_entry_makes_the_collection_fail() {
-    let Some(img) = good_image() else { return };
+    let img = good_image();
     let slides = collection::slides(img.segments.len(), 5, false);
     // the untouched image passes with the same slides
     collection::build(&img, &slides, &kernel().symbols).unwrap();
@@ -389,4 +349,33 @@ fn the_real_bundle_verifies_when_built() {
     assert_eq!(arm.cpusubtype, 0xC000_0002);
     let img = Image::parse(arm.data).unwrap();
     assert_eq!(arm64e::structural(&img), Vec::<String>::new());
+}
+
+/// Tests that read Apple's export lists (scripts/test.sh reports them skipped without
+/// ../shared/xnu-exports, the test group `apple-exports`).
+mod needs_apple_exports {
+    use super::*;
+
+    #[test]
+    fn an_import_missing_from_the_arm64_export_lists_is_refused() {
+        let dir = exports_dir();
+        // _in6_cksum is exported by BSDKernel on x86_64 only
+        let obj = compile64("v6.c", "extern int in6_cksum(void *, int, int, int); int f(void *m) { return in6_cksum(m, 0, 0, 0); }", "v6.o");
+        let mut o = opts(&["com.apple.kpi.libkern", "com.apple.kpi.bsd"]);
+        o.kpi = kext_bundle::kpi::KpiTable::parse(
+            "t",
+            &format!("{TEST_KPI}_in6_cksum com.apple.kpi.bsd\n"),
+        )
+        .unwrap();
+        o.exports_dir = Some(dir);
+        let e = link(vec![Input::Object(kmod64()), Input::Object(obj)], &o)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "undefined symbol _in6_cksum: not in today's arm64 export lists of com.apple.kpi.bsd"
+            ),
+            "{e}"
+        );
+    }
 }
