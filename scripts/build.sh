@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds target/tunnel.kext, one bundle whose executable is universal (x86_64 + arm64e), on
 # Linux (no SDK, no Apple tools) or on a Mac (Xcode command-line tools + rustup). See
-# ../shared/docs/kext-build.md and docs/kext-format.md.
+# docs/kext-build.md and docs/kext-format.md.
 #
 #   1. host crates (kext-bundle, the simulator, the driver tests): cargo build --workspace
 #   2. the Rust core for each kernel target (targets/<arch>-apple-macos-kext.json, build-std,
@@ -9,7 +9,7 @@
 #      same static library (clang-19 for x86_64, clang-22 for arm64e)
 #   3. kext-bundle links each libtunnel.a into an MH_KEXT_BUNDLE and writes
 #      target/tunnel.kext/Contents/{Info.plist,MacOS/tunnel} with a fat header
-#   4. the CI checks of kext-build.md section 2.1 on the x86_64 inputs and slice
+#   4. the CI checks of docs/kext-build.md section 2.1 on the x86_64 inputs and slice
 #
 # KEXT_ARCHS="x86_64" (or "arm64e") builds one slice only; the default is both.
 #
@@ -53,7 +53,7 @@ for arch in $archs; do
     echo "== core + shim for the kernel target ($kext_target)"
     # `cargo rustc --crate-type staticlib` (rather than `cargo build`) builds only the static
     # library: with the rlib crate type beside it, rustc skips LTO and the archive carries whole
-    # `core`/`spin` objects instead of one crate object (kext-build.md 2.1).
+    # `core`/`spin` objects instead of one crate object (docs/kext-build.md 2.1).
     MACOSX_DEPLOYMENT_TARGET=$min_os RUSTC_BOOTSTRAP=1 cargo rustc --release -p tunnel --lib \
         --crate-type staticlib --target "$kext_target" \
         -Zbuild-std=core,compiler_builtins -Zjson-target-spec
@@ -79,7 +79,7 @@ if [ "$(wc -w <<<"$archs")" -gt 1 ]; then
     "$lipo" "$exe" -thin x86_64 -output "$image"
 fi
 
-echo "== CI checks (kext-build.md 2.1)"
+echo "== CI checks (docs/kext-build.md 2.1)"
 objs=target/kext-objs
 rm -rf "$objs" && mkdir -p "$objs"
 lib_abs=$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")

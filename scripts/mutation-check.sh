@@ -6,7 +6,7 @@
 # itself is never touched.
 #
 #   a  lost wakeup: the blocking dequeue unlocks the unit mutex, then calls msleep with a NULL
-#      mutex (tun-contract.md RD-5: an enqueue and its wakeup between the two are never seen,
+#      mutex (docs/tun-contract.md RD-5: an enqueue and its wakeup between the two are never seen,
 #      and the reader sleeps with a packet queued)
 #   b  use after free on unload: unload releases the ifnet without waiting for its `detached`
 #      callback (ST-3: the late callback then runs on freed driver state, in an unloaded kext)

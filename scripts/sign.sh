@@ -7,7 +7,7 @@
 # BUNDLE defaults to target/tunnel.kext. The options can also come from the environment:
 # TUNNEL_P12, TUNNEL_P12_PASSWORD_FILE, TUNNEL_NOTARY_API_KEY. Without a certificate it explains
 # what is missing and changes nothing. Untested on a real kext so far (see
-# /work/shared/docs/kext-build.md section 8): check the result on a Mac with
+# docs/kext-build.md section 8): check the result on a Mac with
 # 'codesign -dvv' and 'kextutil -n' (10.x) or 'kmutil load' (11+).
 set -u
 PROG=sign.sh

@@ -3,7 +3,7 @@
 //! `ld64.lld` cannot write a kext (no `-kext`, no `-r`), so this crate links the shim object(s)
 //! and the Rust static library into an x86_64 `MH_KEXT_BUNDLE` the way `ld64 -kext` does:
 //! base address 0, classic relocations reached through `LC_DYSYMTAB`, a synthesized GOT,
-//! only `_kmod_info` exported. See `../shared/docs/kext-build.md` (sections 3, 4, 6, 10).
+//! only `_kmod_info` exported. See `docs/kext-build.md` (sections 3, 4, 6, 10).
 //!
 //! * [`input`]: reading objects and archives (`object::read::macho`);
 //! * [`kpi`]: the project's KPI table, Apple's export lists, Info.plist;
@@ -76,7 +76,7 @@ pub mod consts {
     /// Minimum macOS the kext supports: 10.13.
     pub const MIN_MACOS: u32 = 0x000A_0D00;
     pub const PAGE: u64 = 4096;
-    /// arm64 kexts: 16 KiB segments (kext-build.md 9.1).
+    /// arm64 kexts: 16 KiB segments (docs/kext-build.md 9.1).
     pub const PAGE_ARM64: u64 = 0x4000;
     /// arm64e chained fixups use 4 KiB chain pages even in 16 KiB segments.
     pub const CHAIN_PAGE: u64 = 0x1000;

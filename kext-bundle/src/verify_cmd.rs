@@ -241,7 +241,7 @@ fn x86_64_slice(
     Ok(())
 }
 
-/// The kernel-collection builder's view (kext-build.md 9.5).
+/// The kernel-collection builder's view (docs/kext-build.md 9.5).
 fn arm64e_slice(
     rep: &mut Reporter,
     img: &Image,

@@ -1,4 +1,4 @@
-//! arm64e: the linker's rules of kext-build.md 9.1–9.3, each with a negative test that fails
+//! arm64e: the linker's rules of docs/kext-build.md 9.1–9.3, each with a negative test that fails
 //! for its own reason, and the verifier's collection (9.5) with its negative test: remove one
 //! split-seg entry and a reference lands elsewhere. Objects come from clang-22 (the first
 //! packaged clang that keeps arm64e pointer signatures); without it the tests skip.

@@ -4,7 +4,7 @@
 
 LLVM_VERSION=19
 # The arm64e shim needs clang-22: clang-19 drops the @AUTH bits of signed function pointers, and
-# nothing between 19 and 22 is packaged (kext-build.md 9.2). It brings llvm-22's tools too.
+# nothing between 19 and 22 is packaged (docs/kext-build.md 9.2). It brings llvm-22's tools too.
 ARM64E_CLANG_VERSION=22
 
 apt_install() {

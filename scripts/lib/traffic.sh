@@ -2,7 +2,7 @@
 # Shared by scripts/demo.sh and tests/suites/traffic.sh: network namespaces, the tunnel-sim
 # host, relays, counters, and cleanup of everything by its id.
 #
-# Rules (xnu-sim.md 6.4): traffic only inside namespaces created here (and their loopback);
+# Rules (docs/xnu-sim.md 6.4): traffic only inside namespaces created here (and their loopback);
 # the host's interfaces are never touched; every process runs under `timeout`; every loop is
 # bounded; cleanup removes exactly the namespaces, mount and processes this run created.
 #

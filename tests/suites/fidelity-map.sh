@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Suite fidelity-map: checks docs/xnu-fidelity.md, the fidelity map of the simulated XNU
-# (xnu-sim.md section 1: the simulator imitates XNU's source, may be stricter, never kinder).
+# (docs/xnu-sim.md section 1: the simulator imitates XNU's source, may be stricter, never kinder).
 #   (a) every symbol of shim/kpi-symbols.txt has exactly one row, and every row names a symbol
 #       of that table;
 #   (b) every row's "XNU source" cell names an XNU path (bsd/, osfmk/, libkern/, iokit/, libsa/);

@@ -177,7 +177,7 @@ else
     fi
 fi
 
-# ---- the arm64e slice, read by LLVM 22's objdump (kext-build.md 9.1) ----
+# ---- the arm64e slice, read by LLVM 22's objdump (docs/kext-build.md 9.1) ----
 aheaders=$("$objdump_arm64e" --macho --private-headers "$arm64e_image")
 if grep -qE '^MH_MAGIC_64 +ARM64 +E +PAK00 +KEXTBUNDLE +10 .*NOUNDEFS DYLDLINK TWOLEVEL' <<<"$aheaders"; then
     pass "arm64e header: ARM64 E with the kernel ABI caps (subtype 0xc0000002), KEXTBUNDLE, 10 load commands, flags 0x85"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Suite kpi-surface (xnu-sim.md section 1, "Same surface as the kext"; kext-build.md section 5).
+# Suite kpi-surface (docs/xnu-sim.md section 1, "Same surface as the kext"; docs/kext-build.md section 5).
 # Builds the host flavour of the driver (`tunnel`) and the simulator (`xnu-sim`) with cargo,
 # takes the artifact paths from cargo's JSON messages (so CARGO_TARGET_DIR and hashes do not
 # matter), and checks with llvm-nm:
@@ -126,7 +126,7 @@ if [ ! -d "$exports_dir" ]; then
     skip "simulator exports vs Apple's export lists: $exports_dir not found"
     finish
 fi
-# x86_64 sets (kext-build.md section 5): C.exports + C.x86_64.exports + C.x86_64.MacOSX.exports.
+# x86_64 sets (docs/kext-build.md section 5): C.exports + C.x86_64.exports + C.x86_64.MacOSX.exports.
 exports_of() { # exports_of COMPONENT...
     for c in "$@"; do
         for f in "$exports_dir/$c.exports" "$exports_dir/$c.x86_64.exports" \

@@ -14,7 +14,7 @@ pub struct Auth {
 
 impl Auth {
     /// How the kernel calls a plain C function pointer: IA key, no address diversity,
-    /// discriminator 0 (kext-build.md 9.2).
+    /// discriminator 0 (docs/kext-build.md 9.2).
     pub const IA0: Auth = Auth {
         key: 0,
         addr_div: false,

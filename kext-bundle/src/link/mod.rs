@@ -211,7 +211,7 @@ fn check_arm64_imports(r: &Resolved, dir: &std::path::Path) -> Result<()> {
     check_all(errors)
 }
 
-/// arm64e (kext-build.md 9.1): `__TEXT`, `__TEXT_EXEC`, `__DATA`, `__DATA_CONST`,
+/// arm64e (docs/kext-build.md 9.1): `__TEXT`, `__TEXT_EXEC`, `__DATA`, `__DATA_CONST`,
 /// `__LINKEDIT` on 16 KiB pages; chained fixups (format 7) and split-seg v2; 10 load commands.
 fn link_arm64e(r: &Resolved, opts: &LinkOptions) -> Result<Vec<u8>> {
     use arch::arm64e;

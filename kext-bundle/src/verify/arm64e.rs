@@ -1,4 +1,4 @@
-//! What the kernel-collection builder refuses in an arm64e kext (kext-build.md 9.1, 9.2),
+//! What the kernel-collection builder refuses in an arm64e kext (docs/kext-build.md 9.1, 9.2),
 //! checked on the image read back: header, the 10 load commands, 16 KiB segments, the
 //! chains (format, pages, alignment, binds), imports against the arm64 export lists, and
 //! pointer authentication of everything the kernel calls.
@@ -46,7 +46,7 @@ pub fn structural(img: &Image) -> Vec<String> {
     let got: Vec<u32> = img.commands.iter().map(|c| c.0).collect();
     if got != want {
         e.push(format!(
-            "load commands {got:x?}, expected the 10 of kext-build.md 9.1 ({want:x?})"
+            "load commands {got:x?}, expected the 10 of docs/kext-build.md 9.1 ({want:x?})"
         ));
     }
     let names: Vec<&str> = img.segments.iter().map(|s| s.name.as_str()).collect();

@@ -1,4 +1,4 @@
-//! "Building a collection" (kext-build.md 9.5): moves each segment of an arm64e kext by its
+//! "Building a collection" (docs/kext-build.md 9.5): moves each segment of an arm64e kext by its
 //! own amount, re-derives every ADRP, low-12 offset, branch and pointer *only* from the
 //! split-seg info and the chains, as dyld's AppCacheBuilder does (`adjustReferencesUsingInfoV2`,
 //! then the chains), and checks that each reference lands where it pointed before the move,

@@ -1,4 +1,4 @@
-//! Bad input, property-based (issue 5; tun-contract.md sections 3, 5, 7, 8, 13): random write
+//! Bad input, property-based (issue 5; docs/tun-contract.md sections 3, 5, 7, 8, 13): random write
 //! lengths and headers, every ioctl command of the 't' and 'f' groups and random ones with
 //! random argument bytes, random interface ioctls, and random sequences of all of these. No
 //! kernel panic (it would abort the process), only the documented errnos (a device ioctl gives

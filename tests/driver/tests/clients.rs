@@ -1,4 +1,4 @@
-//! The client replays of tun-contract.md section 1 (C1..C7), step by step, IPv6 included.
+//! The client replays of docs/tun-contract.md section 1 (C1..C7), step by step, IPv6 included.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Framing modes (tun-contract.md section 3: F-1..F-5), IPv6 end to end and BPF in every mode.
+//! Framing modes (docs/tun-contract.md section 3: F-1..F-5), IPv6 end to end and BPF in every mode.
 
 use driver_tests::*;
 use tunnel::ioctl::{TUNGIFHEAD, TUNSIFHEAD, TUNSLMODE};

@@ -1,4 +1,4 @@
-//! The interface (ifnet) ioctls (tun-contract.md section 8).
+//! The interface (ifnet) ioctls (docs/tun-contract.md section 8).
 
 use driver_tests::*;
 use tunnel::ioctl::{SIOCADDMULTI, SIOCDELMULTI, SIOCDIFADDR, SIOCSIFADDR, SIOCSIFMTU};

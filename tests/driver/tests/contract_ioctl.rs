@@ -1,4 +1,4 @@
-//! The character-device ioctls (tun-contract.md section 7) with their numbers, argument
+//! The character-device ioctls (docs/tun-contract.md section 7) with their numbers, argument
 //! layouts and error cases, and the owner/SIGIO rules IO-1..IO-7.
 
 use driver_tests::*;

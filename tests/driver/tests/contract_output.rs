@@ -1,4 +1,4 @@
-//! The output path, stack → device (tun-contract.md section 6): O1..O5 in order and
+//! The output path, stack → device (docs/tun-contract.md section 6): O1..O5 in order and
 //! OUT-1..OUT-5.
 
 use driver_tests::*;

@@ -1,4 +1,4 @@
-//! read(2) and write(2) on /dev/tunN (tun-contract.md sections 4 and 5): RD-1..RD-9, the write
+//! read(2) and write(2) on /dev/tunN (docs/tun-contract.md sections 4 and 5): RD-1..RD-9, the write
 //! table W1..W9 in order, WR-1..WR-4, and readv/writev as one packet.
 
 use driver_tests::*;

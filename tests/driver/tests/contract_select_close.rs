@@ -1,4 +1,4 @@
-//! select(2) (tun-contract.md section 9) and close(2) (section 10), with the counters and the
+//! select(2) (docs/tun-contract.md section 9) and close(2) (section 10), with the counters and the
 //! debug dump of section 12.
 
 use driver_tests::*;

@@ -1,4 +1,4 @@
-//! The consolidated errno table of tun-contract.md section 13, row by row (#1..#35), in one
+//! The consolidated errno table of docs/tun-contract.md section 13, row by row (#1..#35), in one
 //! simulated kernel. Each check names its row; the test ends by asserting every row was
 //! checked.
 

@@ -1,4 +1,4 @@
-//! Fault injection (issue 5; tun-contract.md W4, W5, RD-8, U-5, LD-3, errno #6, #10, #16,
+//! Fault injection (issue 5; docs/tun-contract.md W4, W5, RD-8, U-5, LD-3, errno #6, #10, #16,
 //! #17, #35): each allocation site and each failable KPI call made to fail in turn; each
 //! failure gives the documented errno (or a clean load failure), counts what the contract
 //! says, and leaks nothing.

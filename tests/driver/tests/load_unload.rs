@@ -1,4 +1,4 @@
-//! Load and unload of the real driver in the simulated kernel (tun-contract.md sections 2, 11).
+//! Load and unload of the real driver in the simulated kernel (docs/tun-contract.md sections 2, 11).
 
 use driver_tests::*;
 use xnu_sim::abi::*;

@@ -1,4 +1,4 @@
-//! Lifecycle soak (issue 5; tun-contract.md ST-1, ST-5, U-4, W9, O5, RD-1): load → open all
+//! Lifecycle soak (issue 5; docs/tun-contract.md ST-1, ST-5, U-4, W9, O5, RD-1): load → open all
 //! sixteen units → traffic both ways on every unit at once → unload refused while open →
 //! close → unload with zero leaks, repeated. A handful of cycles in the suite; 1,000 in the
 //! long mode (`TUNNEL_SOAK=1`, `scripts/soak.sh`). Schedule perturbation is on throughout.

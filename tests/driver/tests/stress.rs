@@ -1,4 +1,4 @@
-//! Concurrency stress under schedule perturbation (issue 5; tun-contract.md RD-5, RD-6, SEL-1,
+//! Concurrency stress under schedule perturbation (issue 5; docs/tun-contract.md RD-5, RD-6, SEL-1,
 //! SEL-3, SEL-4, O1..O5, OUT-5, W8, W9, ST-1, ST-5): blocking and select readers, writers,
 //! output injection from several threads, interface ioctls, close and unload attempts, all at
 //! once. Every wait is bounded (a hang is a failure), every packet is delivered exactly once or

@@ -1,5 +1,5 @@
 //! The simulated `/dev/tunN` as real files for other processes: a FUSE directory holding one
-//! regular file per unit (xnu-sim.md 6.3). CUSE is not available on these machines.
+//! regular file per unit (docs/xnu-sim.md 6.3). CUSE is not available on these machines.
 //!
 //! - OPEN opens the simulated device (exclusive, U-3) and answers
 //!   `FOPEN_DIRECT_IO | FOPEN_STREAM`, so reads and writes go straight to the server with the
@@ -247,7 +247,7 @@ fn shutdown(h: &Handle) {
 
 impl Filesystem for TunFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
-        // At least MTU + 4 (AF-header mode); 128 KiB as measured in xnu-sim.md 6.3.
+        // At least MTU + 4 (AF-header mode); 128 KiB as measured in docs/xnu-sim.md 6.3.
         let _ = config.set_max_write(128 * 1024);
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! BSD ↔ Linux ioctl command encoding at the FUSE boundary (xnu-sim.md 6.3).
+//! BSD ↔ Linux ioctl command encoding at the FUSE boundary (docs/xnu-sim.md 6.3).
 //!
 //! A FUSE server on a regular file gets "restricted" ioctls: the Linux kernel copies the
 //! argument in and out according to the *Linux* `_IOC_DIR` bits of the command. Linux puts
@@ -72,7 +72,7 @@ mod tests {
 
     #[test]
     fn bsd_iow_becomes_linux_iow_and_back() {
-        // TUNSIFHEAD = _IOW('t', 96, int) (IO-2 table in tun-contract.md).
+        // TUNSIFHEAD = _IOW('t', 96, int) (IO-2 table in docs/tun-contract.md).
         assert_eq!(bsd_to_linux(0x8004_7460), linux_ioc(1, b't', 96, 4));
         assert_eq!(bsd_to_linux(0x8004_7460), 0x4004_7460);
         assert_eq!(linux_to_bsd(0x4004_7460), Some(0x8004_7460));

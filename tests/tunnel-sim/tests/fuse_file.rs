@@ -1,4 +1,4 @@
-//! The simulated /dev/tunN as a FUSE file (xnu-sim.md 6.3), used by this process through
+//! The simulated /dev/tunN as a FUSE file (docs/xnu-sim.md 6.3), used by this process through
 //! ordinary Linux system calls; the in-process path (tests/inproc.rs) needs neither.
 //!
 //! Precondition of every test here: root and a `/dev/fuse` that opens read-write. This

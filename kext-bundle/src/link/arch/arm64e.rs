@@ -1,4 +1,4 @@
-//! arm64e: relocation lowering (kext-build.md 9.2, 9.3). Each input relocation becomes
+//! arm64e: relocation lowering (docs/kext-build.md 9.2, 9.3). Each input relocation becomes
 //! patched instruction or pointer bytes, a chained fixup (rebase or bind, plain or signed),
 //! and a split-seg reference for the kernel-collection builder, which moves every segment
 //! by its own amount.
@@ -364,7 +364,7 @@ pub fn lower(
                         low.refs.push(Ref { kind: RefKind::Pointer64, from: p, to: target });
                     }
                     other => errors.push(format!(
-                        "{} relocation to {sym_name} ({here}): not one of the arm64e relocations a kext may use (kext-build.md 9.3)",
+                        "{} relocation to {sym_name} ({here}): not one of the arm64e relocations a kext may use (docs/kext-build.md 9.3)",
                         if reloc_type_name(other) == "unknown" { format!("type {other}") } else { reloc_type_name(other).to_string() }
                     )),
                 }

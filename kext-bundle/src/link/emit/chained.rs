@@ -1,4 +1,4 @@
-//! `LC_DYLD_CHAINED_FIXUPS` for arm64e kexts (kext-build.md 9.1): pointer format 7
+//! `LC_DYLD_CHAINED_FIXUPS` for arm64e kexts (docs/kext-build.md 9.1): pointer format 7
 //! (`DYLD_CHAINED_PTR_ARM64E_KERNEL`, stride 4, targets are offsets from the image start),
 //! chains per 4 KiB page, binds by flat-namespace lookup (ordinal −2) with addend 0.
 //!

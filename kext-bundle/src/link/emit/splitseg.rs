@@ -1,4 +1,4 @@
-//! `LC_SEGMENT_SPLIT_INFO` v2 (kext-build.md 9.1): every reference the kernel-collection
+//! `LC_SEGMENT_SPLIT_INFO` v2 (docs/kext-build.md 9.1): every reference the kernel-collection
 //! builder must adjust when it moves each segment by its own amount.
 //!
 //! Encoding (dyld `SplitSeg.cpp`, `AdjustDylibSegments.cpp`): a `0x7F` marker, then
