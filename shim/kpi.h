@@ -264,14 +264,20 @@ errno_t mbuf_tag_find(mbuf_t mbuf, mbuf_tag_id_t module_id, mbuf_tag_type_t type
 #define IFF_POINTOPOINT 0x10
 #define IFF_RUNNING 0x40
 #define IFF_NOARP 0x80
+#define IFF_PROMISC 0x100
+#define IFF_ALLMULTI 0x200
+#define IFF_SIMPLEX 0x800
 #define IFF_MULTICAST 0x8000
 #define IFT_OTHER 0x1
+#define IFT_ETHER 0x6
+#define IFNET_FAMILY_ETHERNET 2
 #define IFNET_FAMILY_TUN 4
 #define AF_INET 2
 #define AF_INET6 30
 #define PF_INET AF_INET
 #define PF_INET6 AF_INET6
 #define DLT_NULL 0
+#define DLT_EN10MB 1
 #define IFNAMSIZ 16
 
 struct ifnet_demux_desc {
@@ -398,6 +404,72 @@ errno_t ifnet_get_address_list(ifnet_t interface, ifaddr_t **addresses);
 void ifnet_free_address_list(ifaddr_t *addresses);
 errno_t ifaddr_address(ifaddr_t ifaddr, struct sockaddr *out_addr, u_int32_t addr_size);
 
+/* ---- Ethernet interfaces (tap units; docs/tap-contract.md TU-4, TA-1, TA-4, TK-1) ----
+ * Checked against Apple's headers at xnu-4570 (macOS 10.13) and today: the ether_* functions
+ * are declared in bsd/net/if_ether.h (on macOS KPI_INTERFACE_EMBEDDED is 0, so ether_frameout
+ * has the five-argument ifnet_framer_func shape, never the prepend/postpend variant);
+ * ifnet_set_lladdr, ifnet_lladdr_copy_bytes, ifnet_set_hdrlen and ifnet_event in
+ * bsd/net/kpi_interface.h; struct sockaddr_dl in bsd/net/if_dl.h; struct kern_event_msg and
+ * KEV_VENDOR_APPLE/KEV_NETWORK_CLASS in bsd/sys/kern_event.h; struct net_event_data in
+ * bsd/net/if_var.h; KEV_DL_* in bsd/net/if.h; uuid_generate_random in bsd/uuid/uuid.h
+ * (libkern/uuid/uuid.c). All are exported on x86_64 and arm64 by BSDKernel.exports
+ * (com.apple.kpi.bsd) or Libkern.exports (com.apple.kpi.libkern), at 10.13.0 too. */
+#define ETHER_ADDR_LEN 6
+#define ETHER_HDR_LEN 14
+#define AF_UNSPEC 0
+
+/* Link-level sockaddr: sdl_data holds sdl_nlen name bytes, then sdl_alen address bytes. */
+struct sockaddr_dl {
+    u_int8_t sdl_len;
+    u_int8_t sdl_family;
+    u_int16_t sdl_index;
+    u_int8_t sdl_type;
+    u_int8_t sdl_nlen;
+    u_int8_t sdl_alen;
+    u_int8_t sdl_slen;
+    char sdl_data[12];
+};
+
+errno_t ether_demux(ifnet_t interface, mbuf_t packet, char *header, protocol_family_t *protocol);
+errno_t ether_add_proto(ifnet_t interface, protocol_family_t protocol,
+                        const struct ifnet_demux_desc *demux_list, u_int32_t demux_count);
+errno_t ether_del_proto(ifnet_t interface, protocol_family_t protocol);
+errno_t ether_frameout(ifnet_t interface, mbuf_t *packet, const struct sockaddr *dest,
+                       const char *dest_lladdr, const char *frame_type);
+errno_t ether_check_multi(ifnet_t ifp, const struct sockaddr *multicast);
+
+errno_t ifnet_set_lladdr(ifnet_t interface, const void *lladdr, size_t lladdr_len);
+errno_t ifnet_lladdr_copy_bytes(ifnet_t interface, void *lladdr, size_t length);
+errno_t ifnet_set_hdrlen(ifnet_t interface, u_int8_t hdrlen);
+
+/* Kernel events: a kern_event_msg header (KEV_MSG_HEADER_SIZE bytes) and its data words. */
+#define KEV_VENDOR_APPLE 1
+#define KEV_NETWORK_CLASS 1
+#define KEV_DL_SUBCLASS 2
+#define KEV_DL_LINK_OFF 12
+#define KEV_DL_LINK_ON 13
+#define KEV_DL_LINK_ADDRESS_CHANGED 16
+#define KEV_MSG_HEADER_SIZE 24
+struct kern_event_msg {
+    u_int32_t total_size;
+    u_int32_t vendor_code;
+    u_int32_t kev_class;
+    u_int32_t kev_subclass;
+    u_int32_t id;
+    u_int32_t event_code;
+    u_int32_t event_data[1];
+};
+struct net_event_data {
+    u_int32_t if_family;
+    u_int32_t if_unit;
+    char if_name[IFNAMSIZ];
+};
+errno_t ifnet_event(ifnet_t interface, struct kern_event_msg *event_ptr);
+
+/* UUIDs (bsd/uuid/uuid.h): 16 random bytes with the version and variant bits set. */
+typedef unsigned char uuid_t[16];
+void uuid_generate_random(uuid_t out);
+
 /* ---- in-kernel sockets (xnu bsd/sys/kpi_socket.h), used to remove addresses ---- */
 #define SOCK_DGRAM 2
 typedef void (*sock_upcall)(socket_t so, void *cookie, int waitf);
@@ -444,6 +516,12 @@ _Static_assert(TUN_OFFSET_OF(struct ifnet_attach_proto_param, input) == 16, "pro
 _Static_assert(TUN_OFFSET_OF(struct ifnet_attach_proto_param, pre_output) == 24, "proto.pre_output");
 _Static_assert(sizeof(struct ifnet_stat_increment_param) == 32, "stat_increment_param is 32 bytes");
 _Static_assert(sizeof(struct sockaddr) == 16, "struct sockaddr is 16 bytes");
+_Static_assert(sizeof(struct sockaddr_dl) == 20, "struct sockaddr_dl is 20 bytes");
+_Static_assert(TUN_OFFSET_OF(struct sockaddr_dl, sdl_data) == 8, "sockaddr_dl.sdl_data");
+_Static_assert(sizeof(struct kern_event_msg) == 28, "struct kern_event_msg is 28 bytes");
+_Static_assert(TUN_OFFSET_OF(struct kern_event_msg, event_data) == KEV_MSG_HEADER_SIZE,
+               "kern_event_msg.event_data");
+_Static_assert(sizeof(struct net_event_data) == 24, "struct net_event_data is 24 bytes");
 _Static_assert(sizeof(struct timespec) == 16, "struct timespec is 16 bytes");
 _Static_assert(sizeof(dev_t) == 4, "Darwin dev_t is 32 bits");
 
@@ -451,6 +529,7 @@ _Static_assert(sizeof(dev_t) == 4, "Darwin dev_t is 32 bits");
 /* The link kinds the shim has a table for; src/link.rs describes each to the core. */
 enum tun_shim_link {
     TUN_SHIM_LINK_IP = 0,
+    TUN_SHIM_LINK_ETHERNET = 1,
     TUN_SHIM_LINK_COUNT
 };
 
@@ -485,6 +564,8 @@ int tun_shim_cdevsw_add(u_int32_t link);
 int tun_shim_cdevsw_remove(u_int32_t link, int major);
 void *tun_shim_make_node(u_int32_t link, int major, int unit);
 errno_t tun_shim_ifnet_allocate(u_int32_t link, u_int32_t unit, void *softc, ifnet_t *interface);
+errno_t tun_shim_attach_ethernet(ifnet_t interface, const u_int8_t *mac);
+errno_t tun_shim_link_event(u_int32_t link, ifnet_t interface, u_int32_t unit, u_int32_t code);
 errno_t tun_shim_attach_protocol(ifnet_t interface, protocol_family_t protocol);
 errno_t tun_shim_register_plumber(protocol_family_t protocol);
 void tun_shim_unregister_plumber(protocol_family_t protocol);

@@ -27,6 +27,10 @@ pub struct Config {
     pub spurious_wakeups: bool,
     /// Deliver ifnet callbacks (output) late, while a detach is in progress.
     pub late_detach_callbacks: bool,
+    /// Check the layout of every frame an Ethernet driver gives `ifnet_input` (contract TW-2:
+    /// the frame header right before the data in the first mbuf, with the payload bytes
+    /// `ether_demux` reads unchecked) and panic on a demux read beyond the first mbuf's data.
+    pub check_frame_layout: bool,
     /// Keep the bytes of BPF taps and of packets the stack receives, for tests to read. Off,
     /// they are only counted (benchmarks).
     pub capture: bool,
@@ -49,6 +53,7 @@ impl Config {
             perturb: false,
             spurious_wakeups: false,
             late_detach_callbacks: false,
+            check_frame_layout: true,
             capture: true,
             bundle_id: "org.tunnelkext.tunnel".to_string(),
         }
@@ -75,6 +80,7 @@ impl Config {
             perturb: false,
             spurious_wakeups: false,
             late_detach_callbacks: false,
+            check_frame_layout: false,
             ..Config::strict()
         }
     }
@@ -111,6 +117,11 @@ pub fn random_range(range: std::ops::Range<usize>) -> usize {
         .as_mut()
         .expect("booted")
         .gen_range(range)
+}
+
+/// Fills `buf` with bytes from the seeded RNG.
+pub fn random_bytes(buf: &mut [u8]) {
+    RNG.lock().unwrap().as_mut().expect("booted").fill(buf);
 }
 
 /// True with probability `p`.

@@ -5,9 +5,10 @@
 //!   `cargo nextest run`, one process per test.
 //! - KPI functions are the C symbols the kext imports (`msleep`, `ifnet_input`, …); their
 //!   semantics follow `xnu-sim.md` and the XNU sources it names.
-//! - Tests drive the kext from the user side ([`syscalls`]), the network side ([`stack`]) and
-//!   the loader ([`kext`]), with Darwin errno values ([`Errno`]); they observe the network
-//!   through [`netinspect`] and sleepers through [`sleep`].
+//! - Tests drive the kext from the user side ([`syscalls`]), the network side ([`stack`], and
+//!   [`link`] for Ethernet interfaces) and the loader ([`kext`]), with Darwin errno values
+//!   ([`Errno`]); they observe the network through [`netinspect`] and sleepers through
+//!   [`sleep`].
 //! - Every random choice comes from one seeded RNG ([`Config::seed`]); the seed is printed on
 //!   a kernel panic.
 
@@ -17,6 +18,7 @@ pub mod devices;
 pub mod errno;
 pub mod fasthash;
 pub mod kext;
+pub mod link;
 mod locks;
 pub mod log;
 pub mod mbuf;
@@ -29,6 +31,7 @@ pub mod socket;
 pub mod stack;
 pub mod syscalls;
 pub mod uio;
+mod uuid;
 
 pub use config::{Config, Fault};
 pub use errno::Errno;
@@ -39,6 +42,7 @@ pub use syscalls::Fd;
 pub fn boot(config: Config) {
     config::install(config);
     proc::boot();
+    net::ether::family_init();
     let seed = config::config().seed;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

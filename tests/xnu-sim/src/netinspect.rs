@@ -6,7 +6,14 @@
 use crate::net::kpi_interface::{by_name, with_if};
 use crate::net::kpi_protocol;
 
+pub use crate::mbuf::{M_BCAST, M_LOOP, M_MCAST, M_PROMISC};
 pub use crate::net::bpf::{Tap, TAP_LOG};
+pub use crate::net::ether::PF_VLAN;
+pub use crate::net::event::PostedEvent;
+pub use crate::net::frames::{
+    frames_in, frames_out, set_frame_in_hook, set_frame_out_hook, take_frames_in, take_frames_out,
+    FrameIn, FrameInHook, FrameOutHook,
+};
 pub use crate::net::kpi_interface::{IfState, IfStats};
 pub use crate::net::kpi_protocol::{
     plumber_calls, register_foreign_plumber, set_input_hook, InputHook,
@@ -43,6 +50,16 @@ pub struct IfInfo {
     pub stats: IfStats,
     /// Addresses: (family, address bytes).
     pub addresses: Vec<(u32, Vec<u8>)>,
+    /// `if_addrlen` (set by the first attach with a link address).
+    pub addrlen: u8,
+    /// The link address (empty when none).
+    pub lladdr: Vec<u8>,
+    /// `if_hdrlen` (`ifnet_set_hdrlen`).
+    pub hdrlen: u8,
+    /// The broadcast address given at allocation.
+    pub broadcast: Vec<u8>,
+    /// Promiscuous requests outstanding (`if_pcount`).
+    pub promisc_count: i32,
 }
 
 /// A snapshot of interface `name`.
@@ -66,6 +83,11 @@ pub fn interface(name: &str) -> Option<IfInfo> {
             protocols,
             stats: i.stats,
             addresses: i.addresses.clone(),
+            addrlen: i.link.addrlen,
+            lladdr: i.link.addr.clone(),
+            hdrlen: i.link.hdrlen,
+            broadcast: i.link.broadcast.clone(),
+            promisc_count: i.link.pcount,
         }
     }))
 }
@@ -129,4 +151,19 @@ pub fn tap_count(name: &str) -> u64 {
 /// by [`register_foreign_plumber`].
 pub fn is_plumber_registered(protocol: u32, family: u32) -> bool {
     kpi_protocol::is_registered(protocol, family)
+}
+
+/// The kernel events posted about interface `name` (`kev_post_msg`), in order.
+pub fn events(name: &str) -> Vec<PostedEvent> {
+    crate::net::event::posted(name)
+}
+
+/// Packets `ether_frameout` looped to the loopback interface from `name` (`IFF_SIMPLEX`).
+pub fn looped_to_loopback(name: &str) -> u64 {
+    crate::net::ether::looped(name)
+}
+
+/// For a bridge member, whether the bridge last saw its media active (`None`: not a member).
+pub fn bridge_media_active(name: &str) -> Option<bool> {
+    by_name(name).and_then(crate::net::bridge::media_active)
 }

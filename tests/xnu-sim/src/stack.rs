@@ -4,6 +4,7 @@
 use crate::abi::*;
 use crate::errno::{check, Errno};
 use crate::net::dlil::{self, call_ioctl};
+use crate::net::dlil_output;
 use crate::net::kpi_interface::with_if;
 use crate::net::kpi_protocol;
 use std::ffi::c_void;
@@ -43,7 +44,7 @@ fn attached(name: &str) -> Result<dlil::IoRef, Errno> {
 /// to the interface (`find_attached_proto` found nothing).
 pub fn output(name: &str, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
     let io = attached(name)?;
-    dlil::output(io.ifp(), family, dest, payload)
+    dlil_output::output(io.ifp(), family, dest, payload)
 }
 
 fn ifreq(name: &str, value: i32) -> [u8; 32] {
@@ -81,9 +82,12 @@ pub fn set_mtu(name: &str, mtu: i32) -> Result<(), Errno> {
 ///   only when the plumber returned 0;
 /// - IPv4 (bsd/netinet/in.c `in_domifattach`): an error is logged and the add goes on.
 ///
-/// Then the generic layer records the address and calls the driver with `SIOCSIFADDR` (first
-/// address of the family) or `SIOCAIFADDR`, whose argument is an opaque `struct ifaddr *`.
-/// `EOPNOTSUPP` from the driver counts as success.
+/// Then the generic layer records the address and sends `SIOCSIFADDR` (first address of the
+/// family) or `SIOCAIFADDR` through `ifnet_ioctl` (bsd/net/dlil.c): the attached protocol's
+/// ioctl first (Ethernet's marks the interface up when it is not running and, for IPv4,
+/// announces the address with a gratuitous ARP), then the driver's. The argument is an opaque
+/// `struct ifaddr *`; the simulator's starts with the address's sockaddr, which only the
+/// stack's own protocol modules read. `EOPNOTSUPP` counts as success.
 pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
     let io = attached(name)?;
     let ifp = io.ifp();
@@ -111,7 +115,9 @@ pub fn add_address(name: &str, family: u32, addr: &[u8]) -> Result<(), Errno> {
         cmd::SIOCAIFADDR
     };
     let mut opaque_ifaddr = [0u8; 64];
-    match call_ioctl(ifp, command, opaque_ifaddr.as_mut_ptr().cast()) {
+    let sockaddr = crate::net::ifaddr::sockaddr_of(family, addr);
+    opaque_ifaddr[..sockaddr.len()].copy_from_slice(&sockaddr);
+    match dlil::ifnet_ioctl(ifp, family, command, opaque_ifaddr.as_mut_ptr().cast()) {
         0 => Ok(()),
         rc if rc == Errno::EOPNOTSUPP.0 => Ok(()),
         rc => Err(Errno(rc)),
@@ -171,7 +177,7 @@ pub fn protocol_detach(name: &str, family: u32) -> Result<(), Errno> {
 /// no framer; `frame` reaches the driver's output as it is.
 pub fn output_raw(name: &str, frame: &[u8]) -> Result<(), Errno> {
     let io = attached(name)?;
-    dlil::output_raw(io.ifp(), frame)
+    dlil_output::output_raw(io.ifp(), frame)
 }
 
 /// A BPF write without a complete header on a `DLT_NULL` interface (bsd/net/bpf.c `bpfwrite`,

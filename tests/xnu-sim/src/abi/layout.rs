@@ -34,3 +34,14 @@ const _: () = assert!(size_of::<sys::timespec>() == 16);
 
 // xnu bsd/sys/_types.h: `__darwin_dev_t` is `__int32_t`.
 const _: () = assert!(size_of::<sys::dev_t>() == 4);
+
+// xnu bsd/net/if_dl.h `struct sockaddr_dl` with its 12-byte minimum work area.
+const _: () = assert!(size_of::<sys::sockaddr_dl>() == 20);
+const _: () = assert!(offset_of!(sys::sockaddr_dl, sdl_data) == 8);
+
+// xnu bsd/sys/kern_event.h `struct kern_event_msg`: six u_int32_t, then the data words.
+const _: () = assert!(size_of::<sys::kern_event_msg>() == 28);
+const _: () = assert!(offset_of!(sys::kern_event_msg, event_data) == 24);
+
+// xnu bsd/net/if_var.h `struct net_event_data`: family, unit, IFNAMSIZ name bytes.
+const _: () = assert!(size_of::<sys::net_event_data>() == 24);

@@ -29,11 +29,15 @@ pub mod sys {
 pub use sys::{
     cdevsw, d_close_t, d_ioctl_t, d_open_t, d_rdwr_t, d_select_t, dev_t, errno_t,
     ifnet_add_proto_func, ifnet_attach_proto_param, ifnet_del_proto_func, ifnet_demux_desc,
-    ifnet_demux_func, ifnet_detached_func, ifnet_framer_func, ifnet_init_params, ifnet_ioctl_func,
-    ifnet_output_func, ifnet_stat_increment_param, ifnet_t, kern_return_t, kmod_info, mbuf_how_t,
-    mbuf_t, proc_t, proto_media_input, proto_media_preout, proto_plumb_handler,
-    proto_unplumb_handler, protocol_family_t, sockaddr, timespec, uio_t, AF_INET, AF_INET6,
-    AF_LINK, DLT_NULL, IFNET_FAMILY_TUN, IFT_OTHER, MBUF_DONTWAIT, MBUF_WAITOK,
+    ifnet_demux_func, ifnet_detached_func, ifnet_event_func, ifnet_framer_func, ifnet_init_params,
+    ifnet_ioctl_func, ifnet_output_func, ifnet_stat_increment_param, ifnet_t, kern_event_msg,
+    kern_return_t, kev_msg, kmod_info, mbuf_how_t, mbuf_t, net_event_data, proc_t,
+    proto_media_event, proto_media_input, proto_media_ioctl, proto_media_preout,
+    proto_plumb_handler, proto_unplumb_handler, protocol_family_t, sockaddr, sockaddr_dl, timespec,
+    uio_t, AF_INET, AF_INET6, AF_LINK, AF_UNSPEC, DLT_EN10MB, DLT_NULL, ETHER_ADDR_LEN,
+    ETHER_HDR_LEN, IFNET_FAMILY_ETHERNET, IFNET_FAMILY_TUN, IFT_ETHER, IFT_OTHER,
+    KEV_DL_LINK_ADDRESS_CHANGED, KEV_DL_LINK_OFF, KEV_DL_LINK_ON, KEV_DL_SUBCLASS,
+    KEV_MSG_HEADER_SIZE, KEV_NETWORK_CLASS, KEV_VENDOR_APPLE, MBUF_DONTWAIT, MBUF_WAITOK,
 };
 
 /// A `kpi.h` value as a C `int` (compile error if it does not fit).
@@ -69,6 +73,9 @@ pub const IFF_BROADCAST: u16 = short(sys::IFF_BROADCAST);
 pub const IFF_POINTOPOINT: u16 = short(sys::IFF_POINTOPOINT);
 pub const IFF_RUNNING: u16 = short(sys::IFF_RUNNING);
 pub const IFF_NOARP: u16 = short(sys::IFF_NOARP);
+pub const IFF_PROMISC: u16 = short(sys::IFF_PROMISC);
+pub const IFF_ALLMULTI: u16 = short(sys::IFF_ALLMULTI);
+pub const IFF_SIMPLEX: u16 = short(sys::IFF_SIMPLEX);
 pub const IFF_MULTICAST: u16 = short(sys::IFF_MULTICAST);
 pub const SIGIO: i32 = int(sys::SIGIO);
 

@@ -23,6 +23,9 @@ pub(super) struct PktHdr {
     pub(super) len: usize,
     pub(super) rcvif: usize,
     pub(super) header: usize,
+    /// The link-layer `m_flags` bits that travel with the packet header (`M_BCAST`,
+    /// `M_MCAST`, `M_PROMISC`, `M_LOOP`; bsd/sys/mbuf.h `M_COPYFLAGS`).
+    pub(super) flags: u32,
     /// The packet's tags (`m_tag_prepend`); they go with the packet header and are freed with it.
     pub(super) tags: Vec<Tag>,
 }
@@ -97,6 +100,7 @@ pub(super) fn new_mbuf(t: &mut Mbufs, capacity: usize, lead: usize, pkthdr: bool
             len: 0,
             rcvif: 0,
             header: 0,
+            flags: 0,
             tags: Vec::new(),
         }),
     });

@@ -1,18 +1,21 @@
 //! The data-link interface layer (xnu bsd/net/dlil.c): packet input from the driver
-//! (`ifnet_input`, demux, delivery to the attached protocol), output to the driver in
-//! `dlil_output`'s order, protocol attach and detach, the interface ioctl dispatch, and the
-//! I/O references that keep a detach waiting while a stack call is inside the driver.
+//! (`ifnet_input`, demux, delivery to the attached protocol), protocol attach and detach, the
+//! interface ioctl dispatch (`ifnet_ioctl`: the protocol, then the driver), and the I/O
+//! references that keep a detach waiting while a stack call is inside the driver. Output to
+//! the driver is in crate::net::dlil_output.
 
 use crate::abi::*;
 use crate::config::{self, Fault};
-use crate::errno::{check, Errno};
+use crate::errno::Errno;
 use crate::mbuf;
+use crate::net::frames;
 use crate::net::kpi_interface::{add_stats, with_if, with_table, IfState};
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_ulong, c_void};
 
 /// `ifnet_input` (bsd/net/dlil.c → `ifnet_input_common`): for each packet (chained by
-/// `nextpkt`) the stack checks `rcvif` and `pkthdr.len` (stricter: a mismatch panics), demuxes
-/// through the driver, and delivers to the protocol attached for the family (whose input calls
+/// `nextpkt`) the stack checks `rcvif` and `pkthdr.len` (stricter: a mismatch panics), on an
+/// Ethernet interface the frame layout of contract TW-2 (stricter), demuxes through the
+/// driver, and delivers to the protocol attached for the family (whose input calls
 /// `proto_input`). Not modelled: XNU's own packet counting and its DLIL input thread.
 #[no_mangle]
 unsafe extern "C" fn ifnet_input(
@@ -51,6 +54,12 @@ fn mbuf_setnextpkt_raw(m: mbuf_t, n: mbuf_t) {
     unsafe { mbuf_setnextpkt(m, n) }
 }
 
+/// `dlil_input_packet_list` (bsd/net/dlil.c) for one packet: demux through the driver's
+/// callback (`EJUSTRETURN`: demux consumed the packet; another error: no protocol), then the
+/// packet is dropped when demux marked it `M_PROMISC` (after the interface filters, which are
+/// not modelled) or no protocol is attached for its family, else handed to the protocol's
+/// input with the frame header (read again: demux may have moved it). On an Ethernet
+/// interface the frame's layout is checked first (TW-2) and the frame recorded.
 fn deliver(ifp: ifnet_t, m: mbuf_t) {
     extern "C" {
         fn mbuf_pkthdr_header(m: mbuf_t) -> *mut c_void;
@@ -62,21 +71,40 @@ fn deliver(ifp: ifnet_t, m: mbuf_t) {
     );
     mbuf::check_packet_len(m);
     let demux = with_if(ifp, |i| i.callbacks.demux).expect("demux callback");
+    let frame = frames::is_ethernet(ifp).then(|| frames::received(ifp, m));
     // SAFETY: the simulator's own KPI function; `m` is a live packet (checked above).
     let header = unsafe { mbuf_pkthdr_header(m) }.cast::<c_char>();
     let mut pf: u32 = 0;
     // SAFETY: the driver's demux callback, with its live ifnet, a live packet, the packet's
     // frame header and a writable protocol family.
     let rc = crate::kext::in_kext(|| unsafe { demux(ifp, m, header, &mut pf) });
-    let input = if rc == 0 {
+    let consumed = rc == Errno::EJUSTRETURN.0;
+    let flags = if consumed { 0 } else { mbuf::flags(m) };
+    if let Some(bytes) = frame {
+        let demux = if rc == 0 { Ok(pf) } else { Err(Errno(rc)) };
+        frames::input_seen(
+            ifp,
+            frames::FrameIn {
+                bytes,
+                demux,
+                flags,
+            },
+        );
+    }
+    if consumed {
+        return;
+    }
+    let input = if rc == 0 && flags & mbuf::M_PROMISC == 0 {
         with_if(ifp, |i| i.protocols.get(&pf).and_then(|p| p.input))
     } else {
         None
     };
     match input {
         Some(input) => {
-            // SAFETY: the input function the driver attached for `pf`, given the packet
-            // (which it now owns) and its frame header.
+            // SAFETY: as above.
+            let header = unsafe { mbuf_pkthdr_header(m) }.cast::<c_char>();
+            // SAFETY: the input function attached for `pf`, given the packet (which it now
+            // owns) and its frame header.
             crate::kext::in_kext(|| unsafe { input(ifp, pf, m, header) });
         }
         None => {
@@ -86,7 +114,7 @@ fn deliver(ifp: ifnet_t, m: mbuf_t) {
     }
 }
 
-/// `ifnet_attach_protocol` (bsd/net/dlil.c → `dlil_attach_protocol_internal`): `ENXIO` unless attached, `EEXIST` when the family is attached, calls the driver's `add_proto`; on success marks the interface up and calls the driver's ioctl with `SIOCSIFFLAGS` and NULL (since xnu-4570.51.1, macOS 10.13.4).
+/// `ifnet_attach_protocol` (bsd/net/dlil.c → `dlil_attach_protocol_internal`): `ENXIO` unless attached, `EEXIST` when the family is attached, calls the driver's `add_proto` with the caller's demux list; on success marks the interface up and calls the driver's ioctl with `SIOCSIFFLAGS` and NULL (since xnu-4570.51.1, macOS 10.13.4).
 #[no_mangle]
 unsafe extern "C" fn ifnet_attach_protocol(
     ifp: ifnet_t,
@@ -98,6 +126,21 @@ unsafe extern "C" fn ifnet_attach_protocol(
     if param.input.is_none() || param.pre_output.is_none() {
         return Errno::EINVAL.0;
     }
+    // SAFETY: the KPI contract: the demux list is the caller's, live during the call.
+    unsafe { attach_protocol(ifp, pf, param) }
+}
+
+/// `dlil_attach_protocol_internal` (bsd/net/dlil.c), shared by the KPI and the stack's own
+/// protocol modules (Ethernet's plumbers).
+///
+/// # Safety
+/// `param.demux_array` is NULL or points to `param.demux_count` descriptors whose data stays
+/// readable during the call.
+pub(crate) unsafe fn attach_protocol(
+    ifp: ifnet_t,
+    pf: u32,
+    param: ifnet_attach_proto_param,
+) -> errno_t {
     let (state, exists, add_proto) = with_if(ifp, |i| {
         (
             i.state,
@@ -115,8 +158,10 @@ unsafe extern "C" fn ifnet_attach_protocol(
         return Errno::ENOMEM.0;
     }
     if let Some(add) = add_proto {
-        // SAFETY: the driver's add_proto callback with its live ifnet and no demux list.
-        let rc = crate::kext::in_kext(|| unsafe { add(ifp, pf, std::ptr::null(), 0) });
+        let (list, count) = (param.demux_array, param.demux_count);
+        // SAFETY: the interface's add_proto callback with its live ifnet and the caller's
+        // demux list (the caller's contract).
+        let rc = crate::kext::in_kext(|| unsafe { add(ifp, pf, list, count) });
         if rc != 0 {
             return rc;
         }
@@ -171,6 +216,50 @@ pub(crate) fn call_ioctl(ifp: ifnet_t, cmd: u32, data: *mut c_void) -> c_int {
     }
 }
 
+/// `ifnet_ioctl` (bsd/net/dlil.c): the ioctl goes to the protocol attached for `pf` (when
+/// `pf` is not 0), then to the driver; a handler's answer counts only while nobody before it
+/// handled the ioctl (`EOPNOTSUPP` so far), or when it is `EJUSTRETURN`; an error stops the
+/// walk; `ENOTSUP` reads as `EOPNOTSUPP` and `EJUSTRETURN` as 0. So a protocol that handled
+/// the ioctl hides the driver's error. Interface filters are not modelled.
+pub(crate) fn ifnet_ioctl(ifp: ifnet_t, pf: u32, cmd: u32, data: *mut c_void) -> c_int {
+    let merge = |retval: &mut c_int, result: c_int| -> bool {
+        if *retval == Errno::EOPNOTSUPP.0 || result == Errno::EJUSTRETURN.0 {
+            *retval = if result == Errno::ENOTSUP.0 {
+                Errno::EOPNOTSUPP.0
+            } else {
+                result
+            };
+            return *retval != 0 && *retval != Errno::EOPNOTSUPP.0;
+        }
+        false
+    };
+    let mut retval = Errno::EOPNOTSUPP.0;
+    let proto = if pf == 0 {
+        None
+    } else {
+        with_if(ifp, |i| i.protocols.get(&pf).copied())
+    };
+    let mut stop = false;
+    if let Some(proto) = proto {
+        let result = match proto.ioctl {
+            // SAFETY: the ioctl handler attached for `pf`, with the live ifnet and the
+            // caller's argument.
+            Some(f) => crate::kext::in_kext(|| unsafe { f(ifp, pf, cmd as c_ulong, data) }),
+            None => Errno::EOPNOTSUPP.0,
+        };
+        stop = merge(&mut retval, result);
+    }
+    if !stop {
+        let result = call_ioctl(ifp, cmd, data);
+        merge(&mut retval, result);
+    }
+    if retval == Errno::EJUSTRETURN.0 {
+        0
+    } else {
+        retval
+    }
+}
+
 /// An I/O reference on an attached (or detaching) interface, held by a stack call while it is
 /// inside the driver's callbacks; the detach waits for it.
 pub(crate) struct IoRef(usize);
@@ -204,71 +293,4 @@ pub(crate) fn io_ref(name: &str) -> Result<IoRef, Errno> {
         i.iorefs += 1;
         Ok(IoRef(h))
     })
-}
-
-/// The stack sends `payload` through `ifp` toward `dest` (a sockaddr, `sa_len` first) in
-/// `dlil_output`'s order (non-raw): protocol pre-output, then the framer, then the driver's
-/// output; the driver taps BPF itself. `ENXIO` when `family` is not attached to the interface
-/// (`find_attached_proto` found nothing). The caller holds an I/O reference on `ifp`.
-pub(crate) fn output(ifp: ifnet_t, family: u32, dest: &[u8], payload: &[u8]) -> Result<(), Errno> {
-    let (proto, framer, output) = with_if(ifp, |i| {
-        (
-            i.protocols.get(&family).copied(),
-            i.callbacks.framer,
-            i.callbacks.output,
-        )
-    });
-    let proto = proto.ok_or(Errno::ENXIO)?;
-    let mut sa = [0u8; 128];
-    sa[..dest.len()].copy_from_slice(dest);
-    let sa = sa.as_ptr().cast::<sockaddr>();
-    let mut m = mbuf::packet_from(payload);
-    let mut frame_type = [0 as c_char; 4];
-    let mut ll_dest = [0 as c_char; 16];
-    if let Some(pre) = proto.pre_output {
-        // SAFETY: the pre-output function the driver attached for `family`, given the packet
-        // (which it may replace), a 128-byte destination sockaddr, no route, and writable
-        // frame-type and link-destination buffers.
-        let rc = crate::kext::in_kext(|| unsafe {
-            pre(
-                ifp,
-                family,
-                &mut m,
-                sa,
-                std::ptr::null_mut(),
-                frame_type.as_mut_ptr(),
-                ll_dest.as_mut_ptr(),
-            )
-        });
-        if rc != 0 {
-            mbuf::free_chain(m);
-            return Err(Errno(rc));
-        }
-    }
-    if let Some(framer) = framer {
-        // SAFETY: the driver's framer, given the packet (which it may replace), the
-        // destination sockaddr and the buffers pre-output filled in.
-        let rc = crate::kext::in_kext(|| unsafe {
-            framer(ifp, &mut m, sa, ll_dest.as_ptr(), frame_type.as_ptr())
-        });
-        if rc != 0 {
-            if rc != Errno::EJUSTRETURN.0 {
-                mbuf::free_chain(m);
-            }
-            return Err(Errno(rc));
-        }
-    }
-    let output = output.expect("output callback");
-    // SAFETY: the driver's output callback, given the packet, which it now owns.
-    check(crate::kext::in_kext(|| unsafe { output(ifp, m) }))
-}
-
-/// A raw output (bsd/net/dlil.c `dlil_output` with `DLIL_OUTPUT_FLAGS_RAW`): no pre-output and
-/// no framer; `frame` reaches the driver's output as it is. The caller holds an I/O reference
-/// on `ifp`.
-pub(crate) fn output_raw(ifp: ifnet_t, frame: &[u8]) -> Result<(), Errno> {
-    let output = with_if(ifp, |i| i.callbacks.output).expect("output callback");
-    let m = mbuf::packet_from(frame);
-    // SAFETY: the driver's output callback, given the packet, which it now owns.
-    check(crate::kext::in_kext(|| unsafe { output(ifp, m) }))
 }

@@ -32,7 +32,7 @@ fn lists<R>(f: impl FnOnce(&mut Vec<List>) -> R) -> R {
 }
 
 /// The sockaddr of an address of `family` (`sockaddr_in`, `sockaddr_in6` or `sockaddr_dl`).
-fn sockaddr_of(family: u32, addr: &[u8]) -> Vec<u8> {
+pub(crate) fn sockaddr_of(family: u32, addr: &[u8]) -> Vec<u8> {
     match family {
         AF_INET => {
             let mut sa = vec![0u8; 16];
@@ -62,6 +62,22 @@ fn sockaddr_of(family: u32, addr: &[u8]) -> Vec<u8> {
     }
 }
 
+/// The interface's `AF_LINK` address (bsd/net/dlil.c `dlil_alloc_lladdr`): a `sockaddr_dl`
+/// with its index and type, the name, then the link address (`LLADDR`).
+fn link_sockaddr(name: &[u8], if_type: u32, index: u32, lladdr: &[u8]) -> Vec<u8> {
+    let data = (name.len() + lladdr.len()).max(12);
+    let mut sa = vec![0u8; 8 + data];
+    sa[0] = sa.len() as u8;
+    sa[1] = AF_LINK as u8;
+    sa[2..4].copy_from_slice(&(index as u16).to_ne_bytes());
+    sa[4] = if_type as u8;
+    sa[5] = name.len() as u8;
+    sa[6] = lladdr.len() as u8;
+    sa[8..8 + name.len()].copy_from_slice(name);
+    sa[8 + name.len()..8 + name.len() + lladdr.len()].copy_from_slice(lladdr);
+    sa
+}
+
 /// Lists not yet freed (leak accounting).
 pub(crate) fn live_address_lists() -> usize {
     lists(|l| l.len())
@@ -75,9 +91,17 @@ unsafe extern "C" fn ifnet_get_address_list(ifp: ifnet_t, out: *mut *mut *mut c_
     if ifp.is_null() || out.is_null() {
         return Errno::EINVAL.0;
     }
-    let (name, addresses) = with_if(ifp, |i| (i.name.clone(), i.addresses.clone()));
+    let (name, addresses, if_type, index, lladdr) = with_if(ifp, |i| {
+        (
+            i.name.clone(),
+            i.addresses.clone(),
+            i.if_type,
+            i.index,
+            i.link.addr.clone(),
+        )
+    });
     let mut entries: Vec<Entry> = vec![Entry {
-        sockaddr: sockaddr_of(AF_LINK, name.as_bytes()),
+        sockaddr: link_sockaddr(name.as_bytes(), if_type, index, &lladdr),
     }];
     entries.extend(addresses.iter().map(|(family, addr)| Entry {
         sockaddr: sockaddr_of(*family, addr),

@@ -77,6 +77,8 @@ pub(crate) struct SimIfnet {
     /// Times the per-interface IPv6 set-up ran (`in6_ifattach_prelim`, after a plumber
     /// returned 0).
     pub(crate) inet6_setups: u64,
+    /// Link address, header length, broadcast address, promiscuous count (crate::net::lladdr).
+    pub(crate) link: crate::net::lladdr::LinkLayer,
 }
 
 #[derive(Default)]
@@ -214,6 +216,7 @@ unsafe extern "C" fn ifnet_allocate(init: *const ifnet_init_params, out: *mut if
                 delivered: 0,
                 iorefs: 0,
                 inet6_setups: 0,
+                link: crate::net::lladdr::LinkLayer::allocated(&p),
             },
         );
         h
@@ -223,9 +226,9 @@ unsafe extern "C" fn ifnet_allocate(init: *const ifnet_init_params, out: *mut if
     0
 }
 
-/// `ifnet_attach` (bsd/net/dlil.c): gives the interface its index; `EEXIST` when it is attached already; a detached ifnet attached again panics (stricter); `ENOMEM` can be injected.
+/// `ifnet_attach` (bsd/net/dlil.c): gives the interface its index; `EEXIST` when it is attached already; a link address (`sockaddr_dl`) sets `if_addrlen` or must match it (`EINVAL`); a detached ifnet attached again panics (stricter); `ENOMEM` can be injected.
 #[no_mangle]
-extern "C" fn ifnet_attach(ifp: ifnet_t, _ll: *const c_void) -> errno_t {
+unsafe extern "C" fn ifnet_attach(ifp: ifnet_t, ll: *const sockaddr_dl) -> errno_t {
     if config::should_fail(Fault::IfnetAttach) {
         return Errno::ENOMEM.0;
     }
@@ -251,6 +254,10 @@ extern "C" fn ifnet_attach(ifp: ifnet_t, _ll: *const c_void) -> errno_t {
                 i.name
             ),
             IfState::Attached => return Errno::EEXIST.0,
+        }
+        // SAFETY: the KPI contract: `ll` is NULL or the driver's readable sockaddr_dl.
+        if let Err(e) = unsafe { crate::net::lladdr::attach(&mut i.link, ll) } {
+            return e.0;
         }
         i.state = IfState::Attached;
         i.index = index;

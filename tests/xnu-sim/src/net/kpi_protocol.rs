@@ -138,6 +138,26 @@ pub fn register_foreign_plumber(protocol: u32, family: u32) {
     });
 }
 
+/// Registers one of the kernel's own plumbers (bsd/net/ether_if_module.c
+/// `ether_family_init` at boot), as `proto_register_plumber` would, without counting a KPI call.
+pub(crate) fn register_system_plumber(
+    protocol: u32,
+    family: u32,
+    attach: proto_plumb_handler,
+    detach: proto_unplumb_handler,
+) {
+    plumbers(|p| {
+        p.insert(
+            (protocol, family & 0xffff),
+            Plumber {
+                attach,
+                detach,
+                by_kext: false,
+            },
+        )
+    });
+}
+
 /// Whether a plumber is registered for (protocol, interface family).
 pub(crate) fn is_registered(protocol: u32, family: u32) -> bool {
     plumbers(|p| p.contains_key(&(protocol, family & 0xffff)))
@@ -155,8 +175,16 @@ pub(crate) fn proto_plumb(pf: u32, ifp: ifnet_t) -> Result<(), Errno> {
     let family = with_if(ifp, |i| i.family);
     let plumber = plumbers(|p| p.get(&(pf, family & 0xffff)).copied()).ok_or(Errno::ENXIO)?;
     let attach = plumber.attach.ok_or(Errno::EOPNOTSUPP)?;
-    // SAFETY: a plumber the kext registered, called with a live ifnet.
-    let rc = crate::kext::in_kext(|| unsafe { attach(ifp, pf) });
+    let call = || {
+        // SAFETY: a registered plumber (the kext's, or the kernel's own), called with a live
+        // ifnet.
+        unsafe { attach(ifp, pf) }
+    };
+    let rc = if plumber.by_kext {
+        crate::kext::in_kext(call)
+    } else {
+        call()
+    };
     crate::errno::check(rc)
 }
 
@@ -164,8 +192,21 @@ pub(crate) fn proto_plumb(pf: u32, ifp: ifnet_t) -> Result<(), Errno> {
 /// (`pf`, the interface's family), if there is one (`SIOCPROTODETACH` reaches it).
 pub(crate) fn proto_unplumb(pf: u32, ifp: ifnet_t) {
     let family = with_if(ifp, |i| i.family);
-    if let Some(detach) = plumbers(|p| p.get(&(pf, family & 0xffff)).and_then(|x| x.detach)) {
-        // SAFETY: as in `proto_plumb`.
-        crate::kext::in_kext(|| unsafe { detach(ifp, pf) });
+    let plumber = plumbers(|p| p.get(&(pf, family & 0xffff)).copied());
+    if let Some(Plumber {
+        detach: Some(detach),
+        by_kext,
+        ..
+    }) = plumber
+    {
+        let call = || {
+            // SAFETY: as in `proto_plumb`.
+            unsafe { detach(ifp, pf) }
+        };
+        if by_kext {
+            crate::kext::in_kext(call);
+        } else {
+            call();
+        }
     }
 }

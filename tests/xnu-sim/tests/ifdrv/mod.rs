@@ -2,8 +2,11 @@
 //! the callbacks `ifnet_allocate` requires, which record what they see (packets output, demux
 //! calls, ioctl commands), a protocol whose input hands packets to the stack (`proto_input`),
 //! and helpers to allocate and attach an interface. Used with `mod ifdrv;` next to
-//! `mod common;`.
+//! `mod common;`. Its Ethernet variant (a tap-like unit on XNU's `ether_*` functions) is
+//! [`ether`].
 #![allow(dead_code)]
+
+pub mod ether;
 
 use std::ffi::{c_char, c_ulong, c_void, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
