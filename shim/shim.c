@@ -76,6 +76,7 @@ static void tun_no_strategy(struct buf *bp) { (void)bp; }
     };
 
 TUN_CDEV_ENTRY_POINTS(TUN_SHIM_LINK_IP, tun_ip)
+TUN_CDEV_ENTRY_POINTS(TUN_SHIM_LINK_ETHERNET, tun_ether)
 
 /*
  * One table per link kind (src/link.rs describes each kind to the core): the cdevsw, the
@@ -91,6 +92,8 @@ struct tun_shim_link_table {
 };
 
 static const char tun_ip_if_name[] = "tun";
+static const char tun_ether_if_name[] = "tap";
+static const u_int8_t tun_ether_broadcast[ETHER_ADDR_LEN] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 static const struct tun_shim_link_table tun_shim_links[TUN_SHIM_LINK_COUNT] = {
     /* Contract U-1, U-4: /dev/tunN and interface tunN, IFNET_FAMILY_TUN / IFT_OTHER. */
@@ -117,6 +120,36 @@ static const struct tun_shim_link_table tun_shim_links[TUN_SHIM_LINK_COUNT] = {
                     .event = NULL,
                     .broadcast_addr = NULL,
                     .broadcast_len = 0,
+                },
+        },
+    /*
+     * Contract TU-1, TU-4: /dev/tapN and interface tapN, IFNET_FAMILY_ETHERNET / IFT_ETHER,
+     * with XNU's own Ethernet demux, protocol and framer functions; output, ioctl and detach
+     * are the driver's.
+     */
+    [TUN_SHIM_LINK_ETHERNET] =
+        {
+            .cdevsw = &tun_ether_cdevsw,
+            .node_format = "tap%d",
+            .if_name = tun_ether_if_name,
+            .if_name_len = sizeof(tun_ether_if_name) - 1,
+            .init =
+                {
+                    .name = tun_ether_if_name,
+                    .family = IFNET_FAMILY_ETHERNET,
+                    .type = IFT_ETHER,
+                    .output = tun_if_output,
+                    .demux = ether_demux,
+                    .add_proto = ether_add_proto,
+                    .del_proto = ether_del_proto,
+                    .check_multi = ether_check_multi,
+                    .framer = ether_frameout,
+                    .ioctl = tun_if_ioctl,
+                    .set_bpf_tap = NULL,
+                    .detach = tun_if_detached,
+                    .event = NULL,
+                    .broadcast_addr = tun_ether_broadcast,
+                    .broadcast_len = ETHER_ADDR_LEN,
                 },
         },
 };
@@ -172,6 +205,61 @@ errno_t tun_shim_ifnet_allocate(u_int32_t link, u_int32_t unit, void *softc, ifn
     init.unit = unit;
     init.softc = softc;
     return ifnet_allocate(&init, interface);
+}
+
+/*
+ * Contract TU-4: attaches an Ethernet interface with link address `mac` (ETHER_ADDR_LEN bytes):
+ * AF_LINK, no name, six address bytes (XNU copies them from LLADDR, after sdl_nlen name bytes).
+ */
+errno_t tun_shim_attach_ethernet(ifnet_t interface, const u_int8_t *mac)
+{
+    struct sockaddr_dl sdl = {
+        .sdl_len = sizeof(struct sockaddr_dl),
+        .sdl_family = AF_LINK,
+        .sdl_index = 0,
+        .sdl_type = IFT_ETHER,
+        .sdl_nlen = 0,
+        .sdl_alen = ETHER_ADDR_LEN,
+        .sdl_slen = 0,
+    };
+    for (u_int32_t i = 0; i < ETHER_ADDR_LEN; i++) {
+        sdl.sdl_data[i] = (char)mac[i];
+    }
+    return ifnet_attach(interface, &sdl);
+}
+
+/*
+ * Contract TK-1: KEV_DL_LINK_ON / KEV_DL_LINK_OFF for interface <name><unit> of kind `link`,
+ * laid out as XNU's own drivers post it (bsd/net/if_fake.c interface_link_event): the event
+ * header with the family as its first data word, then the unit and the name; 48 bytes.
+ */
+errno_t tun_shim_link_event(u_int32_t link, ifnet_t interface, u_int32_t unit, u_int32_t code)
+{
+    const struct tun_shim_link_table *t = tun_shim_link(link);
+    if (t == NULL) {
+        return EINVAL;
+    }
+    struct {
+        struct kern_event_msg header;
+        u_int32_t unit;
+        char if_name[IFNAMSIZ];
+    } event = {
+        .header =
+            {
+                .total_size = sizeof(event),
+                .vendor_code = KEV_VENDOR_APPLE,
+                .kev_class = KEV_NETWORK_CLASS,
+                .kev_subclass = KEV_DL_SUBCLASS,
+                .id = 0,
+                .event_code = code,
+                .event_data = {t->init.family},
+            },
+        .unit = unit,
+    };
+    for (u_int32_t i = 0; i < t->if_name_len && i < IFNAMSIZ - 1; i++) {
+        event.if_name[i] = t->if_name[i];
+    }
+    return ifnet_event(interface, &event.header);
 }
 
 /*

@@ -7,6 +7,7 @@
 
 use crate::counters::Count;
 use crate::debug;
+use crate::ether;
 use crate::gate;
 use crate::iface;
 use crate::klog;
@@ -15,28 +16,33 @@ use crate::kpi::ifnet::{IfFlags, Ifnet};
 use crate::kpi::proc;
 use crate::kpi::select::SelectToken;
 use crate::kpi::uio::{FromUser, ToUser, Uio};
-use crate::l3;
+use crate::limits::{ETHER_ADDR_LEN, ETHER_HDR_LEN};
 use crate::link::{LinkId, Medium};
 use crate::unit::{Setup, Unit};
+use crate::{l2, l3};
 
 /// `select` interest bits (`FREAD`, `FWRITE`).
 const FREAD: u32 = 1;
 const FWRITE: u32 = 2;
 
-/// open: exclusive (U-3); the first open builds interface `tunN`, which then persists (U-4).
+/// open: exclusive (U-3, TU-2); the first open builds the interface, which then persists
+/// (U-4, TU-4). An Ethernet unit's link goes on (TK-1).
 pub fn open(link: LinkId, minor: u32) -> Result<(), Errno> {
     let _gate = gate::enter()?;
     let unit = Unit::get(link, minor)?;
-    let (ifnet, setup) = {
+    let (ifnet, setup, mac) = {
         let mut state = unit.state.lock();
         if state.is_claimed() {
             return Err(Errno::EBUSY);
         }
         state.opening = true;
-        (state.ifnet.clone(), state.setup)
+        if state.ifnet.is_none() && unit.kind().medium == Medium::Ethernet {
+            state.mac = ether::new_mac(unit.number()); // TA-1: with the interface
+        }
+        (state.ifnet.clone(), state.setup, state.mac)
     };
     // Built without the unit mutex: attaching calls back into the driver.
-    let built = build_interface(unit, ifnet, setup);
+    let built = build_interface(unit, ifnet, setup, &mac);
     let mut state = unit.state.lock();
     state.opening = false;
     let (ifnet, setup) = built.map_err(|(ifnet, setup, e)| {
@@ -44,10 +50,16 @@ pub fn open(link: LinkId, minor: u32) -> Result<(), Errno> {
         state.setup = setup;
         e
     })?;
-    state.ifnet = Some(ifnet);
     state.setup = setup;
     state.open = true;
     state.pid = proc::self_pid(); // U-6
+    state.mac_register = state.mac; // TI-1
+    state.ifnet = Some(ifnet.clone());
+    drop(state);
+    if unit.kind().medium == Medium::Ethernet {
+        // TK-1: synchronous, so no driver lock is held; after the unit is open.
+        ifnet.post_link_event(unit.kind().table, unit.number() as u32, true);
+    }
     Ok(())
 }
 
@@ -60,6 +72,7 @@ fn build_interface(
     unit: &'static Unit,
     ifnet: Option<Ifnet>,
     mut setup: Setup,
+    mac: &[u8; ETHER_ADDR_LEN],
 ) -> Result<(Ifnet, Setup), BuildError> {
     let ifnet = match ifnet {
         Some(ifnet) => ifnet,
@@ -67,11 +80,19 @@ fn build_interface(
             let kind = unit.kind();
             let ifnet = Ifnet::allocate(kind.table, unit.number() as u32, unit.softc())
                 .map_err(|e| (None, setup, e))?;
-            // Every flag replaced: the creation defaults (U-4).
-            ifnet.set_flags(kind.flags, IfFlags::from_bits_retain(u16::MAX));
             ifnet.set_mtu(kind.mtu);
+            ifnet.set_baudrate(0);
+            // Every flag replaced: the creation defaults (U-4, TU-4).
+            ifnet.set_flags(kind.flags, IfFlags::from_bits_retain(u16::MAX));
             // On failure the handle's drop gives back the allocation's reference.
-            ifnet.attach().map_err(|e| (None, setup, e))?;
+            let attached = match kind.medium {
+                Medium::Ip => ifnet.attach(),
+                Medium::Ethernet => {
+                    ifnet.set_hdrlen(ETHER_HDR_LEN as u8);
+                    ifnet.attach_ethernet(mac)
+                }
+            };
+            attached.map_err(|e| (None, setup, e))?;
             setup.attached = true;
             ifnet
         }
@@ -81,13 +102,14 @@ fn build_interface(
         ifnet.bpf_attach(kind.dlt, kind.bpf_header_len as u32); // U-9
         setup.bpf = true;
     }
-    // No protocol is attached here: the stack plumbs IPv4 and IPv6 through the driver's
-    // plumbers when the first address of each family is added (U-8).
+    // No protocol is attached here: the stack plumbs IPv4 and IPv6 when the first address of
+    // each family is added, through the driver's plumbers for tun (U-8) and XNU's own
+    // Ethernet plumbers for tap (TU-6, TN-2).
     Ok((ifnet, setup))
 }
 
-/// close (last close or revoke): the steps of section 10, in order; always succeeds for an
-/// open unit.
+/// close (last close or revoke): the steps of section 10 (TC-1..TC-5), in order; always
+/// succeeds for an open unit.
 pub fn close(link: LinkId, minor: u32) -> Result<(), Errno> {
     let _gate = gate::enter()?;
     let unit = Unit::get(link, minor)?;
@@ -116,6 +138,16 @@ pub fn close(link: LinkId, minor: u32) -> Result<(), Errno> {
         ifnet.set_baudrate(0);
     }
     state.reset_modes();
+    if unit.kind().medium == Medium::Ethernet {
+        // TC-5, TK-1: the link goes off with no driver lock held; the unit stays claimed
+        // (`closing`) so that a new open cannot post its "on" first.
+        let ifnet = state.ifnet.clone();
+        drop(state);
+        if let Some(ifnet) = ifnet {
+            ifnet.post_link_event(unit.kind().table, unit.number() as u32, false);
+        }
+        state = unit.state.lock();
+    }
     state.closing = false;
     if debug::level() != 0 {
         klog!(
@@ -152,10 +184,11 @@ pub fn read(
     };
     match unit.kind().medium {
         Medium::Ip => l3::read(unit, item, framing, uio),
+        Medium::Ethernet => l2::read(unit, item, uio),
     }
 }
 
-/// write: one call is one packet (W1..W9); never sleeps (WR-2).
+/// write: one call is one packet or frame (W1..W9, TW1..TW8); never sleeps (WR-2).
 pub fn write(link: LinkId, minor: u32, uio: &mut Uio<'_, FromUser>) -> Result<(), Errno> {
     let _gate = gate::enter()?;
     let unit = Unit::get(link, minor)?;
@@ -173,24 +206,23 @@ pub fn write(link: LinkId, minor: u32, uio: &mut Uio<'_, FromUser>) -> Result<()
     let kind = unit.kind();
     let result = match kind.medium {
         Medium::Ip => l3::write(kind, uio, len, framing, &ifnet),
+        Medium::Ethernet => l2::write(kind, uio, len, &ifnet),
     };
     let count = match &result {
-        Err(_) => Count::InputError,  // W2..W6
-        Ok(None) => Count::InputDrop, // W7, W8
-        Ok(Some((packet, _))) => Count::Input {
-            bytes: packet.len() as u32,
-        }, // W9
+        Err(_) => Count::InputError,  // W2..W6, TW2..TW5
+        Ok(None) => Count::InputDrop, // W7, W8, TW6, TW7
+        Ok(Some(inbound)) => Count::Input {
+            bytes: inbound.bytes,
+        }, // W9, TW8
     };
     unit.count(&ifnet, count);
-    let (packet, family) = match result? {
-        Some(packet) => packet,
-        None => return Ok(()), // dropped, full length written (W7, W8)
+    let Some(inbound) = result? else {
+        return Ok(()); // dropped, full length written (W7, W8, TW6, TW7)
     };
-    let bytes = packet.len() as u32;
-    ifnet.tap_in(&packet, kind.dlt, &family.to_ne_bytes());
+    ifnet.tap_in(&inbound.packet, kind.dlt, inbound.bpf_header());
     // Without the unit mutex: input may loop back into output. The stack owns the packet
     // now, whatever it answers; the interface statistics count it through `input`.
-    let _ = ifnet.input(packet, bytes);
+    let _ = ifnet.input(inbound.packet, inbound.bytes);
     Ok(())
 }
 

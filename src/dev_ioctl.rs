@@ -1,4 +1,4 @@
-//! The ioctls of `/dev/tunN` (docs/tun-contract.md section 7): framing modes, interface mode and
+//! The device ioctls (docs/tun-contract.md section 7, docs/tap-contract.md section 9): framing modes, interface mode and
 //! info, the interface name, the status pid, owner and async I/O, non-blocking I/O, the queue
 //! length and the driver-wide debug level. Every command works whether or not the interface is
 //! up, except `TUNSIFMODE`. The kernel has already copied the argument in (and copies it out
@@ -10,13 +10,11 @@ use crate::ioctl::{self, int_arg, set_int_arg, IFNAMSIZ, TUNINFO_LEN};
 use crate::kpi::errno::Errno;
 use crate::kpi::ifnet::{IfFlags, Ifnet};
 use crate::kpi::proc;
-use crate::link::LinkKind;
+use crate::limits::ETHER_ADDR_LEN;
+use crate::link::{LinkKind, Medium};
 use crate::owner::Owner;
 use crate::unit::{Unit, UnitState};
 use core::ops::Range;
-
-/// `IFT_OTHER`: the only interface type `TUNSIFINFO` accepts (the type tunN has).
-pub const IFT_OTHER: u8 = crate::kpi::sys::IFT_OTHER as u8;
 
 /// The interface modes `TUNSIFMODE` accepts: point-to-point or broadcast, with or without
 /// multicast.
@@ -66,7 +64,8 @@ impl TunInfo {
 }
 
 /// One device ioctl on an open unit, with the unit mutex held (no call below re-enters the
-/// driver). Unknown commands → `ENOTTY`.
+/// driver). The commands every kind answers, then the kind's own; unknown commands, and the
+/// other kinds' commands, → `ENOTTY` (TI table).
 pub fn handle(
     unit: &'static Unit,
     state: &mut UnitState,
@@ -75,45 +74,29 @@ pub fn handle(
 ) -> Result<(), Errno> {
     let int_in = |arg: &[u8]| int_arg(arg).ok_or(Errno::EFAULT);
     let int_out = |arg: &mut [u8], v: i32| set_int_arg(arg, v).ok_or(Errno::EFAULT);
+    let kind = unit.kind();
     match cmd {
         ioctl::TUNSDEBUG => {
             debug::set_level(int_in(arg)?);
             Ok(())
         }
         ioctl::TUNGDEBUG => int_out(arg, debug::level()),
-        ioctl::TUNSIFINFO => set_info(unit.kind(), interface(state)?, arg),
+        ioctl::TUNSIFINFO => set_info(kind, interface(state)?, arg),
         ioctl::TUNGIFINFO => {
             let ifnet = interface(state)?;
             TunInfo {
                 // The u32 the setter stored, read back as the int of the struct.
                 baudrate: ifnet.baudrate() as u32 as i32,
                 mtu: u16::try_from(ifnet.mtu()).unwrap_or(u16::MAX),
-                if_type: IFT_OTHER,
+                if_type: kind.if_type,
             }
             .write(arg)
             .ok_or(Errno::EFAULT)
         }
-        ioctl::TUNSLMODE => {
-            state.framing = state.framing.with_link_layer(int_in(arg)? != 0); // F-1
-            Ok(())
-        }
-        ioctl::TUNSIFHEAD => {
-            state.framing = state.framing.with_af_header(int_in(arg)? != 0); // F-1
-            Ok(())
-        }
-        ioctl::TUNGIFHEAD => int_out(
-            arg,
-            i32::from(state.framing == crate::framing::Framing::AfHeader),
-        ),
         ioctl::TUNGIFNAME => {
             let req = arg.get_mut(..ioctl::IFREQ_LEN).ok_or(Errno::EFAULT)?;
             req.fill(0);
             req[..IFNAMSIZ].copy_from_slice(&iface::interface_name(unit));
-            Ok(())
-        }
-        ioctl::TUNSIFMODE => set_mode(interface(state)?, int_in(arg)?),
-        ioctl::TUNSIFPID => {
-            state.pid = proc::self_pid();
             Ok(())
         }
         ioctl::FIONBIO => {
@@ -140,6 +123,54 @@ pub fn handle(
             Ok(())
         }
         ioctl::FIOGETOWN => int_out(arg, state.owner.setown_value()), // IO-5
+        _ => match kind.medium {
+            Medium::Ip => handle_ip(state, cmd, arg),
+            Medium::Ethernet => handle_ethernet(state, cmd, arg),
+        },
+    }
+}
+
+/// The commands only an IP (tun) unit answers: framing modes, interface mode, status pid.
+fn handle_ip(state: &mut UnitState, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    let int_in = |arg: &[u8]| int_arg(arg).ok_or(Errno::EFAULT);
+    match cmd {
+        ioctl::TUNSLMODE => {
+            state.framing = state.framing.with_link_layer(int_in(arg)? != 0); // F-1
+            Ok(())
+        }
+        ioctl::TUNSIFHEAD => {
+            state.framing = state.framing.with_af_header(int_in(arg)? != 0); // F-1
+            Ok(())
+        }
+        ioctl::TUNGIFHEAD => set_int_arg(
+            arg,
+            i32::from(state.framing == crate::framing::Framing::AfHeader),
+        )
+        .ok_or(Errno::EFAULT),
+        ioctl::TUNSIFMODE => set_mode(interface(state)?, int_in(arg)?),
+        ioctl::TUNSIFPID => {
+            state.pid = proc::self_pid();
+            Ok(())
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+/// The commands only an Ethernet (tap) unit answers: the MAC register of device
+/// `SIOCGIFADDR`/`SIOCSIFADDR` (TI-1). The interface's own address is not changed.
+fn handle_ethernet(state: &mut UnitState, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
+    let mac = 0..ETHER_ADDR_LEN;
+    match cmd {
+        ioctl::SIOCGIFADDR => {
+            let req = arg.get_mut(mac.clone()).ok_or(Errno::EFAULT)?;
+            req.copy_from_slice(&state.mac_register);
+            Ok(())
+        }
+        ioctl::SIOCSIFADDR => {
+            let req = arg.get(mac).ok_or(Errno::EFAULT)?;
+            state.mac_register.copy_from_slice(req);
+            Ok(())
+        }
         _ => Err(Errno::ENOTTY),
     }
 }
@@ -149,14 +180,14 @@ fn interface(state: &UnitState) -> Result<&Ifnet, Errno> {
     state.ifnet.as_ref().ok_or(Errno::ENXIO)
 }
 
-/// `TUNSIFINFO`: type first (`EPROTOTYPE`), then the MTU floor (`EINVAL`); on error nothing
-/// changes.
+/// `TUNSIFINFO`/`TAPSIFINFO`: type first (`EPROTOTYPE` unless the kind's own), then the MTU
+/// range (`EINVAL`); on error nothing changes.
 fn set_info(kind: &LinkKind, ifnet: &Ifnet, arg: &[u8]) -> Result<(), Errno> {
     let info = TunInfo::parse(arg).ok_or(Errno::EFAULT)?;
-    if info.if_type != IFT_OTHER {
+    if info.if_type != kind.if_type {
         return Err(Errno::EPROTOTYPE);
     }
-    if u32::from(info.mtu) < kind.min_mtu {
+    if !(kind.min_mtu..=kind.max_mtu).contains(&u32::from(info.mtu)) {
         return Err(Errno::EINVAL);
     }
     ifnet.set_mtu(u32::from(info.mtu));

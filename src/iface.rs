@@ -1,8 +1,10 @@
-//! The interface side: what the stack calls on `tunN` (docs/tun-contract.md sections 6 and
-//! 8), and the removal of the interface's addresses at close and unload (section 10 step 4,
-//! ST-3).
+//! The interface side: what the stack calls on `tunN` and `tapN` (docs/tun-contract.md
+//! sections 6 and 8, docs/tap-contract.md sections 7 and 10; Ethernet's own ioctls are in
+//! [`crate::ether`]), and the removal of the interface's addresses at close and unload
+//! (section 10 step 4, ST-3, TC-3).
 
 use crate::counters::Count;
+use crate::ether::{self, Answer};
 use crate::framing::{self, Framing};
 use crate::gate;
 use crate::ioctl::{self, IFNAMSIZ};
@@ -14,7 +16,8 @@ use crate::kpi::ifnet::{IfFlags, Ifnet, AF_INET6};
 use crate::kpi::lock::wakeup;
 use crate::kpi::log::TextBuf;
 use crate::kpi::mbuf::{Mbuf, PacketTag};
-use crate::limits::AF_HEADER_LEN;
+use crate::limits::{AF_HEADER_LEN, ETHER_HDR_LEN};
+use crate::link::Medium;
 use crate::owner;
 use crate::queue::QueuedPacket;
 use crate::unit::{Unit, UnitState};
@@ -116,22 +119,26 @@ fn unframe(packet: &mut Mbuf) -> Result<(u32, SockAddr), Errno> {
     Ok((family, dest))
 }
 
-/// output: a packet from the stack for the reader of `/dev/tunN` (O1..O5, OUT-1..OUT-5).
-/// Never sleeps; every path queues the packet or frees it exactly once.
+/// output: a packet or frame from the stack for the reader of the unit's device (O1..O5,
+/// OUT-1..OUT-5; TO1..TO5, TO-1, TO-2). Never sleeps; every path queues the packet or frees
+/// it exactly once.
 pub fn output(ifnet: &Ifnet, mut packet: Mbuf) -> Result<(), Errno> {
     let Ok(_gate) = gate::enter() else {
         Count::OutputError.to_ifnet(ifnet); // unloading: the unit state is going away
         return Err(Errno::EHOSTDOWN);
     };
     let unit = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?;
-    let tag = unframe(&mut packet);
+    // An IP packet loses its link header here, before the lock; its verdict waits its turn.
+    let link = match unit.kind().medium {
+        Medium::Ip => unframe(&mut packet),
+        Medium::Ethernet => Ok((0, SockAddr::new(&[]))),
+    };
     let mut state = unit.state.lock();
-    let result =
-        tag.and_then(|(family, dest)| enqueue(unit, &mut state, ifnet, packet, family, dest));
+    let result = enqueue(unit, &mut state, ifnet, packet, link);
     let count = match result {
-        Ok(bytes) => Count::Output { bytes },    // O5
-        Err(Errno::ENOBUFS) => Count::QueueDrop, // O4
-        Err(_) => Count::OutputError,            // O1..O3
+        Ok(bytes) => Count::Output { bytes },    // O5, TO5
+        Err(Errno::ENOBUFS) => Count::QueueDrop, // O4, TO4
+        Err(_) => Count::OutputError,            // O1..O3, TO1..TO3
     };
     // Before the mutex is dropped: a reader never sees an uncounted packet.
     unit.count(ifnet, count);
@@ -147,24 +154,32 @@ pub fn output(ifnet: &Ifnet, mut packet: Mbuf) -> Result<(), Errno> {
     result.map(|_| ())
 }
 
-/// O1..O5 with the unit mutex held; returns the queued packet's length.
+/// O1..O5 (TO1..TO5) in order, with the unit mutex held; returns the queued length. `link`
+/// is what [`unframe`] made of an IP packet (its family and destination), or nothing for a
+/// frame.
 fn enqueue(
     unit: &Unit,
     state: &mut UnitState,
     ifnet: &Ifnet,
     packet: Mbuf,
-    family: u32,
-    dest: SockAddr,
+    link: Result<(u32, SockAddr), Errno>,
 ) -> Result<u32, Errno> {
     if !state.open || !ifnet.is_up() {
-        return Err(Errno::EHOSTDOWN); // O1, O2
+        return Err(Errno::EHOSTDOWN); // O1, O2, TO1, TO2
     }
-    if !framing::is_supported_family(family) {
-        return Err(Errno::EAFNOSUPPORT); // O3
-    }
-    let bytes = packet.len() as u32;
     let kind = unit.kind();
-    ifnet.tap_out(&packet, kind.dlt, &family.to_ne_bytes()); // OUT-1: before the queue limit
+    let (family, dest) = link?; // O3
+    let family_word = family.to_ne_bytes();
+    let bpf_header: &[u8] = match kind.medium {
+        Medium::Ip if !framing::is_supported_family(family) => {
+            return Err(Errno::EAFNOSUPPORT); // O3
+        }
+        Medium::Ip => &family_word,
+        Medium::Ethernet if packet.len() < ETHER_HDR_LEN => return Err(Errno::EINVAL), // TO3
+        Medium::Ethernet => &[], // the frame carries its own header
+    };
+    let bytes = packet.len() as u32;
+    ifnet.tap_out(&packet, kind.dlt, bpf_header); // OUT-1, TO-1: before the queue limit
     if state.queue.len() >= kind.queue_limit {
         return Err(Errno::ENOBUFS); // O4: the packet is freed here
     }
@@ -199,8 +214,9 @@ pub fn check_protocol(family: u32) -> Result<(), Errno> {
     }
 }
 
-/// ioctl on the interface (section 8). Address arguments are `struct ifaddr *` and are never
-/// read; `IFF_UP` is read live, no shadow copy is kept; a NULL argument is tolerated.
+/// ioctl on the interface (docs/tun-contract.md section 8, docs/tap-contract.md section 10).
+/// Address arguments are `struct ifaddr *` and are never read; `IFF_UP` is read live, no
+/// shadow copy is kept; a NULL argument is tolerated.
 pub fn ioctl(ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
     let cmd = arg.cmd();
     if cmd == ioctl::SIOCDIFADDR {
@@ -210,17 +226,25 @@ pub fn ioctl(ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
         return Ok(());
     }
     let _gate = gate::enter()?;
+    let unit = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?;
+    let kind = unit.kind();
     match cmd {
         ioctl::SIOCSIFADDR | ioctl::SIOCAIFADDR | ioctl::SIOCSIFDSTADDR => {
             let up = IfFlags::UP | IfFlags::RUNNING;
             ifnet.set_flags(up, up);
             Ok(())
         }
-        // SIOCSIFFLAGS: the stack has applied the flags already; any combination is fine.
-        ioctl::SIOCSIFFLAGS | ioctl::SIOCADDMULTI | ioctl::SIOCDELMULTI => Ok(()),
+        // SIOCSIFFLAGS: the stack has applied the flags already; any combination is fine
+        // (an Ethernet unit's RUNNING follows UP, TN-5).
+        ioctl::SIOCSIFFLAGS => {
+            if kind.medium == Medium::Ethernet {
+                ether::running_follows_up(ifnet);
+            }
+            Ok(())
+        }
+        ioctl::SIOCADDMULTI | ioctl::SIOCDELMULTI => Ok(()),
         ioctl::SIOCSIFMTU => {
             let mtu = arg.ifreq_mtu().ok_or(Errno::EINVAL)?;
-            let kind = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?.kind();
             if !(kind.min_mtu..=kind.max_mtu).contains(&mtu) {
                 return Err(Errno::EINVAL);
             }
@@ -229,7 +253,6 @@ pub fn ioctl(ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
         }
         ioctl::SIOCGIFSTATUS => {
             let pid = {
-                let unit = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?;
                 let state = unit.state.lock();
                 state.open.then_some(state.pid)
             };
@@ -238,7 +261,16 @@ pub fn ioctl(ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
             }
             Ok(())
         }
-        _ => Err(Errno::EOPNOTSUPP),
+        _ => {
+            let answer = match kind.medium {
+                Medium::Ip => Answer::NotMine,
+                Medium::Ethernet => ether::ioctl(unit, ifnet, arg),
+            };
+            match answer {
+                Answer::Done(result) => result,
+                Answer::NotMine => Err(Errno::EOPNOTSUPP),
+            }
+        }
     }
 }
 

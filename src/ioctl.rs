@@ -4,8 +4,9 @@
 
 pub use crate::kpi::ioccom::{
     arg_len, ioc, IFNAMSIZ, IFREQ_LEN, IFSTATMAX, IOC_IN, IOC_INOUT, IOC_OUT, IOC_VOID,
-    SIOCADDMULTI, SIOCAIFADDR, SIOCDELMULTI, SIOCDIFADDR, SIOCDIFADDR_IN6, SIOCGIFSTATUS,
-    SIOCSIFADDR, SIOCSIFDSTADDR, SIOCSIFFLAGS, SIOCSIFMTU,
+    SIOCADDMULTI, SIOCAIFADDR, SIOCDELMULTI, SIOCDIFADDR, SIOCDIFADDR_IN6, SIOCGIFADDR,
+    SIOCGIFDEVMTU, SIOCGIFMEDIA32, SIOCGIFMEDIA64, SIOCGIFSTATUS, SIOCSIFADDR, SIOCSIFALTMTU,
+    SIOCSIFDSTADDR, SIOCSIFFLAGS, SIOCSIFLLADDR, SIOCSIFMTU,
 };
 
 const INT: usize = core::mem::size_of::<i32>();
@@ -77,3 +78,14 @@ pub fn set_int_arg(arg: &mut [u8], value: i32) -> Option<()> {
     arg.get_mut(..INT)?.copy_from_slice(&value.to_ne_bytes());
     Some(())
 }
+
+/// `TAPSDEBUG`, FreeBSD's tap name for [`TUNSDEBUG`] (docs/tap-contract.md section 9).
+pub const TAPSDEBUG: u32 = TUNSDEBUG;
+/// `TAPGDEBUG` = [`TUNGDEBUG`].
+pub const TAPGDEBUG: u32 = TUNGDEBUG;
+/// `TAPSIFINFO` = [`TUNSIFINFO`] (`struct tapinfo` is `struct tuninfo`).
+pub const TAPSIFINFO: u32 = TUNSIFINFO;
+/// `TAPGIFINFO` = [`TUNGIFINFO`].
+pub const TAPGIFINFO: u32 = TUNGIFINFO;
+/// `TAPGIFNAME` = [`TUNGIFNAME`].
+pub const TAPGIFNAME: u32 = TUNGIFNAME;

@@ -4,6 +4,7 @@
 //! [`crate::cdev`].
 
 use crate::counters::Count;
+use crate::frame::Inbound;
 use crate::framing::{self, Framing};
 use crate::kpi::errno::Errno;
 use crate::kpi::ifnet::Ifnet;
@@ -49,7 +50,7 @@ pub fn write(
     len: usize,
     framing: Framing,
     ifnet: &Ifnet,
-) -> Result<Option<(Mbuf, u32)>, Errno> {
+) -> Result<Option<Inbound>, Errno> {
     let header_len = framing.write_header_len();
     if len > kind.max_write + header_len {
         return Err(Errno::EIO); // W2
@@ -85,5 +86,6 @@ pub fn write(
     packet.head_mut()[..AF_HEADER_LEN].copy_from_slice(&family.to_ne_bytes());
     packet.take_frame_header(AF_HEADER_LEN)?;
     packet.set_rcvif(ifnet);
-    Ok(Some((packet, family)))
+    let bytes = packet.len() as u32;
+    Ok(Some(Inbound::new(packet, &family.to_ne_bytes(), bytes)))
 }

@@ -6,7 +6,7 @@
 //! - [`entry`]: the `extern "C"` functions the shim's tables point at;
 //! - the core: load/unload ([`driver`]), the unload [`gate`], per-unit state ([`unit`],
 //!   [`counters`]), the kinds of unit ([`link`]), the packet queue ([`queue`]), framing
-//!   ([`framing`], [`l3`]), the character-device side ([`cdev`], [`dev_ioctl`]) and the
+//!   ([`framing`], [`frame`], [`l3`], [`l2`]), the character-device side ([`cdev`], [`dev_ioctl`]) and the
 //!   interface side ([`iface`]), with no cycles;
 //! - [`kpi`]: safe wrappers over the XNU KPI, the one module where `unsafe` blocks are
 //!   allowed, which knows nothing of tun.
@@ -26,11 +26,14 @@ pub mod debug;
 pub mod dev_ioctl;
 pub mod driver;
 pub mod entry;
+pub mod ether;
+pub mod frame;
 pub mod framing;
 pub mod gate;
 pub mod iface;
 pub mod ioctl;
 pub mod kpi;
+pub mod l2;
 pub mod l3;
 pub mod limits;
 pub mod link;

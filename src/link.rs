@@ -1,26 +1,33 @@
 //! Link kinds: everything that differs between kinds of unit, described once per kind and
 //! found from each unit (the way FreeBSD's `tuntap_drivers[]` or smoltcp's `Medium` do it).
-//! Layer 3 `tun` is the one kind so far (docs/tun-contract.md section 0).
+//! Layer 3 `tun` (docs/tun-contract.md section 0) and layer 2 `tap` (docs/tap-contract.md
+//! section 0).
 
-use crate::kpi::ifnet::{IfFlags, DLT_NULL};
+use crate::kpi::ifnet::{IfFlags, DLT_EN10MB, DLT_NULL, IFT_ETHER, IFT_OTHER};
 use crate::kpi::nodes::ShimTable;
-use crate::limits::{AF_HEADER_LEN, TUNMRU, TUNMTU, TUN_MAXMTU, TUN_MINMTU, TUN_QLEN, TUN_UNITS};
+use crate::limits::{
+    AF_HEADER_LEN, ETHER_HDR_LEN, TAPMTU, TAP_MAXMTU, TAP_MINMTU, TAP_MRU, TAP_QLEN, TAP_UNITS,
+    TUNMRU, TUNMTU, TUN_MAXMTU, TUN_MINMTU, TUN_QLEN, TUN_UNITS,
+};
 
 /// Which kind a unit is; indexes [`LinkKind`]s and is encoded in each interface's softc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkId {
     /// `tunN`: IPv4 and IPv6 packets, point to point.
     Tun = 0,
+    /// `tapN`: Ethernet frames.
+    Tap = 1,
 }
 
 impl LinkId {
-    /// Every kind, in load order.
-    pub const ALL: [LinkId; 1] = [LinkId::Tun];
+    /// Every kind, in load order (TL-1: tun first).
+    pub const ALL: [LinkId; 2] = [LinkId::Tun, LinkId::Tap];
 
     /// The kind's description.
     pub fn kind(self) -> &'static LinkKind {
         match self {
             LinkId::Tun => &TUN,
+            LinkId::Tap => &TAP,
         }
     }
 
@@ -35,6 +42,8 @@ impl LinkId {
 pub enum Medium {
     /// Bare IP packets, framed by the unit's framing mode (docs/tun-contract.md section 3).
     Ip,
+    /// Whole Ethernet frames, no prefix (docs/tap-contract.md section 4).
+    Ethernet,
 }
 
 /// One kind of unit.
@@ -53,6 +62,8 @@ pub struct LinkKind {
     pub dlt: u32,
     /// The BPF header length.
     pub bpf_header_len: usize,
+    /// The interface type the info ioctl reports and requires (`if_types.h`).
+    pub if_type: u8,
     /// The MTU at creation and after every close.
     pub mtu: u32,
     /// The MTUs `SIOCSIFMTU` and the info ioctl accept.
@@ -69,8 +80,9 @@ pub struct LinkKind {
     pub close_resets: IfFlags,
 }
 
-// Every kind fits the driver's node table.
+// Every kind fits the driver's node table, and its number in a softc (unit.rs).
 static_assertions::const_assert!(TUN_UNITS <= crate::limits::MAX_UNITS);
+static_assertions::const_assert!(TAP_UNITS <= crate::limits::MAX_UNITS);
 
 /// `tunN` (docs/tun-contract.md sections 0, 2).
 pub static TUN: LinkKind = LinkKind {
@@ -81,6 +93,7 @@ pub static TUN: LinkKind = LinkKind {
     units: TUN_UNITS,
     dlt: DLT_NULL,
     bpf_header_len: AF_HEADER_LEN,
+    if_type: IFT_OTHER,
     mtu: TUNMTU,
     min_mtu: TUN_MINMTU,
     max_mtu: TUN_MAXMTU,
@@ -90,6 +103,35 @@ pub static TUN: LinkKind = LinkKind {
     close_resets: IfFlags::UP
         .union(IfFlags::RUNNING)
         .union(IfFlags::BROADCAST)
+        .union(IfFlags::POINTOPOINT)
+        .union(IfFlags::MULTICAST)
+        .union(IfFlags::NOARP),
+};
+
+/// `tapN` (docs/tap-contract.md sections 0, 2).
+pub static TAP: LinkKind = LinkKind {
+    id: LinkId::Tap,
+    name: "tap",
+    table: ShimTable::ETHERNET,
+    medium: Medium::Ethernet,
+    units: TAP_UNITS,
+    dlt: DLT_EN10MB,
+    bpf_header_len: ETHER_HDR_LEN,
+    if_type: IFT_ETHER,
+    mtu: TAPMTU,
+    min_mtu: TAP_MINMTU,
+    max_mtu: TAP_MAXMTU,
+    max_write: TAP_MRU,
+    queue_limit: TAP_QLEN,
+    // TU-4: IFF_BROADCAST|IFF_SIMPLEX|IFF_MULTICAST = 0x8802.
+    flags: IfFlags::BROADCAST
+        .union(IfFlags::SIMPLEX)
+        .union(IfFlags::MULTICAST),
+    // TC-4: everything but the stack's reference-counted PROMISC and ALLMULTI.
+    close_resets: IfFlags::UP
+        .union(IfFlags::RUNNING)
+        .union(IfFlags::BROADCAST)
+        .union(IfFlags::SIMPLEX)
         .union(IfFlags::POINTOPOINT)
         .union(IfFlags::MULTICAST)
         .union(IfFlags::NOARP),

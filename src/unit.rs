@@ -19,7 +19,7 @@ use crate::kpi::errno::Errno;
 use crate::kpi::ifnet::{Ifnet, AF_INET, AF_INET6};
 use crate::kpi::lock::{wakeup, Channel, Interruptible, KGuard, KMutex};
 use crate::kpi::select::SelInfo;
-use crate::limits::TUN_UNITS;
+use crate::limits::{ETHER_ADDR_LEN, TAP_UNITS, TUN_UNITS};
 use crate::link::{LinkId, LinkKind};
 use crate::owner::Owner;
 use crate::queue::{PacketQueue, QueuedPacket};
@@ -97,6 +97,12 @@ pub struct UnitState {
     pub protocols: Protocols,
     /// The interface's `detached` callback has run (unload waits for it).
     pub detached: bool,
+    /// Ethernet units: the interface's link address, made when the interface is (TA-1) and
+    /// changed only by `SIOCSIFLLADDR` (TA-4).
+    pub mac: [u8; ETHER_ADDR_LEN],
+    /// Ethernet units: the MAC register of device `SIOCGIFADDR`/`SIOCSIFADDR`, set to the
+    /// interface's address at open and cleared at close (TI-1).
+    pub mac_register: [u8; ETHER_ADDR_LEN],
     /// `select(2)` records.
     pub sel: SelInfo,
 }
@@ -124,6 +130,8 @@ impl UnitState {
                 inet6: false,
             },
             detached: false,
+            mac: [0; ETHER_ADDR_LEN],
+            mac_register: [0; ETHER_ADDR_LEN],
             sel: SelInfo::new(),
         }
     }
@@ -131,6 +139,7 @@ impl UnitState {
     /// Restores what a new opener must see (close, docs/tun-contract.md section 10 step 5): raw
     /// framing, blocking, async off, no owner, no pid. The interface side is reset by close.
     pub fn reset_modes(&mut self) {
+        self.mac_register = [0; ETHER_ADDR_LEN];
         self.pid = 0;
         self.nonblocking = false;
         self.async_io = false;
@@ -172,11 +181,14 @@ impl Unit {
 
 /// The tun units, in static storage: `tunN` is `TUN[N]`.
 static TUN: [Unit; TUN_UNITS] = [const { Unit::new(LinkId::Tun) }; TUN_UNITS];
+/// The tap units: `tapN` is `TAP[N]`.
+static TAP: [Unit; TAP_UNITS] = [const { Unit::new(LinkId::Tap) }; TAP_UNITS];
 
 /// The units of kind `link`, by number.
 pub fn units_of(link: LinkId) -> &'static [Unit] {
     match link {
         LinkId::Tun => &TUN,
+        LinkId::Tap => &TAP,
     }
 }
 
@@ -277,4 +289,9 @@ pub fn counters_of(link: LinkId, number: usize) -> Option<UnitCounters> {
 /// The counters of `tun<number>` (see [`counters_of`]).
 pub fn counters(number: usize) -> Option<UnitCounters> {
     counters_of(LinkId::Tun, number)
+}
+
+/// The counters of `tap<number>` (see [`counters_of`]).
+pub fn tap_counters(number: usize) -> Option<UnitCounters> {
+    counters_of(LinkId::Tap, number)
 }

@@ -203,10 +203,11 @@ impl IfIoctlArg {
         self.cmd
     }
 
-    /// `ifr_mtu` of the `struct ifreq` of `SIOCSIFMTU`; `None` for another command, a NULL
-    /// argument or a negative MTU.
+    /// `ifr_mtu` of the `struct ifreq` of `SIOCSIFMTU` or `SIOCSIFALTMTU`; `None` for another
+    /// command, a NULL argument or a negative MTU.
     pub fn ifreq_mtu(&self) -> Option<u32> {
-        if self.cmd != ioccom::SIOCSIFMTU || self.data.0.is_null() {
+        let mtu_cmd = self.cmd == ioccom::SIOCSIFMTU || self.cmd == ioccom::SIOCSIFALTMTU;
+        if !mtu_cmd || self.data.0.is_null() {
             return None;
         }
         // SAFETY: for SIOCSIFMTU the stack passes a `struct ifreq` (32 bytes); `ifr_mtu` is
@@ -228,5 +229,68 @@ impl IfIoctlArg {
         Some(unsafe {
             core::slice::from_raw_parts_mut(self.data.0.cast::<u8>().add(IFNAMSIZ), IFSTATMAX + 1)
         })
+    }
+
+    /// `ifr_addr` of the `struct ifreq` of `SIOCSIFLLADDR`: its `sa_len`, its `sa_family` and
+    /// the first six bytes of `sa_data`. `None` for another command or a NULL argument.
+    pub fn ifreq_lladdr(&self) -> Option<(u8, u8, [u8; 6])> {
+        if self.cmd != ioccom::SIOCSIFLLADDR || self.data.0.is_null() {
+            return None;
+        }
+        let mut sa = [0u8; 8];
+        // SAFETY: for SIOCSIFLLADDR the stack passes a `struct ifreq` (32 bytes); `ifr_addr`
+        // (a 16-byte sockaddr) starts at offset 16.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.data.0.cast::<u8>().add(IFNAMSIZ),
+                sa.as_mut_ptr(),
+                sa.len(),
+            )
+        };
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&sa[2..]);
+        Some((sa[0], sa[1], mac))
+    }
+
+    /// Answers `SIOCGIFDEVMTU`: `ifr_devmtu` {current, min, max} of the `struct ifreq`. `false`
+    /// for another command or a NULL argument.
+    pub fn set_ifreq_devmtu(&mut self, current: u32, min: u32, max: u32) -> bool {
+        if self.cmd != ioccom::SIOCGIFDEVMTU || self.data.0.is_null() {
+            return false;
+        }
+        for (i, v) in [current, min, max].into_iter().enumerate() {
+            // SAFETY: for SIOCGIFDEVMTU the stack passes a `struct ifreq` (32 bytes); the
+            // three ints of `ifr_devmtu` lie at offsets 16, 20 and 24.
+            unsafe {
+                core::ptr::write_unaligned(
+                    self.data.0.cast::<u8>().add(IFNAMSIZ + 4 * i).cast::<i32>(),
+                    v as i32,
+                )
+            };
+        }
+        true
+    }
+
+    /// Answers `SIOCGIFMEDIA32`/`SIOCGIFMEDIA64` (`struct ifmediareq`, bsd/net/if_media.h):
+    /// `ifm_current` and `ifm_active` = `active`, `ifm_mask` 0, `ifm_status` = `status`,
+    /// `ifm_count` 1. The caller's media list is left alone. `false` for another command or
+    /// a NULL argument.
+    pub fn set_ifmediareq(&mut self, active: u32, status: u32) -> bool {
+        let media_cmd = self.cmd == ioccom::SIOCGIFMEDIA32 || self.cmd == ioccom::SIOCGIFMEDIA64;
+        if !media_cmd || self.data.0.is_null() {
+            return false;
+        }
+        // ifm_current, ifm_mask, ifm_status, ifm_active, ifm_count after the name.
+        for (i, v) in [active, 0, status, active, 1].into_iter().enumerate() {
+            // SAFETY: for SIOCGIFMEDIA32/64 the stack passes a `struct ifmediareq` of 40 or 44
+            // bytes (the size the command encodes); these five ints lie at 16..36.
+            unsafe {
+                core::ptr::write_unaligned(
+                    self.data.0.cast::<u8>().add(IFNAMSIZ + 4 * i).cast::<i32>(),
+                    v as i32,
+                )
+            };
+        }
+        true
     }
 }

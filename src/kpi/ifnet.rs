@@ -37,6 +37,12 @@ bitflags::bitflags! {
         const RUNNING = sys::IFF_RUNNING as u16;
         /// No address resolution.
         const NOARP = sys::IFF_NOARP as u16;
+        /// Receives every frame (reference-counted by the stack; BPF, bridges).
+        const PROMISC = sys::IFF_PROMISC as u16;
+        /// Receives every multicast frame (reference-counted by the stack).
+        const ALLMULTI = sys::IFF_ALLMULTI as u16;
+        /// Cannot hear its own transmissions.
+        const SIMPLEX = sys::IFF_SIMPLEX as u16;
         /// Multicast capable.
         const MULTICAST = sys::IFF_MULTICAST as u16;
     }
@@ -48,6 +54,12 @@ pub const AF_INET: u32 = sys::AF_INET;
 pub const AF_INET6: u32 = sys::AF_INET6;
 /// BPF link type of a 4-byte host-order address family header (bsd/net/bpf.h).
 pub const DLT_NULL: u32 = sys::DLT_NULL;
+/// BPF link type of Ethernet frames, 14-byte header (bsd/net/bpf.h).
+pub const DLT_EN10MB: u32 = sys::DLT_EN10MB;
+/// `IFT_OTHER` (bsd/net/if_types.h): the type of a point-to-point tunnel interface.
+pub const IFT_OTHER: u8 = sys::IFT_OTHER as u8;
+/// `IFT_ETHER` (bsd/net/if_types.h).
+pub const IFT_ETHER: u8 = sys::IFT_ETHER as u8;
 
 /// An interface the kernel passed to a callback, borrowed for that call: the caller's
 /// reference keeps it alive, so no reference is taken or given back. Dereferences to
@@ -130,6 +142,39 @@ impl Ifnet {
     pub fn attach(&self) -> Result<(), Errno> {
         // SAFETY: live ifnet; NULL ll_addr is allowed for interfaces without one.
         check(unsafe { sys::ifnet_attach(self.raw(), core::ptr::null()) })
+    }
+
+    /// Attaches an Ethernet interface with link address `mac` (the shim builds the
+    /// `sockaddr_dl`: `AF_LINK`, no name, six address bytes).
+    pub fn attach_ethernet(&self, mac: &[u8; 6]) -> Result<(), Errno> {
+        // SAFETY: live ifnet; the shim reads the six bytes during the call.
+        check(unsafe { sys::tun_shim_attach_ethernet(self.raw(), mac.as_ptr()) })
+    }
+
+    /// Sets the link-header length (`ifnet_set_hdrlen`).
+    pub fn set_hdrlen(&self, len: u8) {
+        // SAFETY: live ifnet.
+        let _ = unsafe { sys::ifnet_set_hdrlen(self.raw(), len) };
+    }
+
+    /// Changes the link address (`ifnet_set_lladdr`, which posts
+    /// `KEV_DL_LINK_ADDRESS_CHANGED` synchronously: the stack may call back into `output`).
+    pub fn set_lladdr(&self, mac: &[u8; 6]) -> Result<(), Errno> {
+        // SAFETY: live ifnet; the kernel copies the six bytes during the call.
+        check(unsafe { sys::ifnet_set_lladdr(self.raw(), mac.as_ptr().cast(), mac.len()) })
+    }
+
+    /// Posts `KEV_DL_LINK_ON` (`up`) or `KEV_DL_LINK_OFF` for interface `unit` of the shim's
+    /// `table` (`ifnet_event`, delivered synchronously: hold no lock the stack's handlers may
+    /// need, such as one the interface ioctl takes).
+    pub fn post_link_event(&self, table: ShimTable, unit: u32, up: bool) {
+        let code = if up {
+            sys::KEV_DL_LINK_ON
+        } else {
+            sys::KEV_DL_LINK_OFF
+        };
+        // SAFETY: live ifnet; the shim builds the event on its stack for the call.
+        let _ = unsafe { sys::tun_shim_link_event(table.raw(), self.raw(), unit, code) };
     }
 
     /// Attaches BPF with link type `dlt`, whose header is `header_len` bytes.

@@ -52,7 +52,31 @@ pub const SIOCGIFSTATUS: u32 = ioc(IOC_INOUT, b'i', 61, IFNAMSIZ + IFSTATMAX + 1
 /// Removes an IPv6 address (`struct in6_ifreq`). The driver issues it on an in-kernel socket.
 pub const SIOCDIFADDR_IN6: u32 = ioc(IOC_IN, b'i', 25, IN6_IFREQ_LEN);
 
+/// Sets the link-layer address (`struct ifreq`, `ifr_addr`).
+pub const SIOCSIFLLADDR: u32 = ioc(IOC_IN, b'i', 60, IFREQ_LEN);
+/// Reads the device MTU limits (`struct ifreq`, `ifr_devmtu`).
+pub const SIOCGIFDEVMTU: u32 = ioc(IOC_INOUT, b'i', 68, IFREQ_LEN);
+/// Sets the "alternate" (VLAN parent) MTU (`struct ifreq`, `ifr_mtu`).
+pub const SIOCSIFALTMTU: u32 = ioc(IOC_IN, b'i', 69, IFREQ_LEN);
+/// `struct ifmediareq` with a 32-bit user list pointer: 40 bytes.
+pub const IFMEDIAREQ32_LEN: usize = 40;
+/// `struct ifmediareq64` (`pack(4)`): 44 bytes.
+pub const IFMEDIAREQ64_LEN: usize = 44;
+/// Reads the media state, 32-bit caller.
+pub const SIOCGIFMEDIA32: u32 = ioc(IOC_INOUT, b'i', 56, IFMEDIAREQ32_LEN);
+/// Reads the media state, 64-bit caller.
+pub const SIOCGIFMEDIA64: u32 = ioc(IOC_INOUT, b'i', 56, IFMEDIAREQ64_LEN);
+/// Reads an interface address (`struct ifreq`); a tap device answers it with its MAC
+/// register (docs/tap-contract.md TI-1).
+pub const SIOCGIFADDR: u32 = ioc(IOC_INOUT, b'i', 33, IFREQ_LEN);
+
 static_assertions::const_assert_eq!(SIOCSIFADDR, 0x8020_690c);
+static_assertions::const_assert_eq!(SIOCSIFLLADDR, 0x8020_693c);
+static_assertions::const_assert_eq!(SIOCGIFDEVMTU, 0xc020_6944);
+static_assertions::const_assert_eq!(SIOCSIFALTMTU, 0x8020_6945);
+static_assertions::const_assert_eq!(SIOCGIFMEDIA32, 0xc028_6938);
+static_assertions::const_assert_eq!(SIOCGIFMEDIA64, 0xc02c_6938);
+static_assertions::const_assert_eq!(SIOCGIFADDR, 0xc020_6921);
 static_assertions::const_assert_eq!(SIOCAIFADDR, 0x8040_691a);
 static_assertions::const_assert_eq!(SIOCSIFDSTADDR, 0x8020_690e);
 static_assertions::const_assert_eq!(SIOCDIFADDR, 0x8020_6919);

@@ -17,6 +17,7 @@ pub mod log;
 pub mod mbuf;
 pub mod nodes;
 pub mod proc;
+pub mod random;
 pub mod select;
 pub mod uio;
 

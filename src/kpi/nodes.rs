@@ -14,6 +14,8 @@ pub struct ShimTable(u32);
 impl ShimTable {
     /// The table of IP (layer 3, point-to-point) units.
     pub const IP: ShimTable = ShimTable(sys::TUN_SHIM_LINK_IP);
+    /// The table of Ethernet (layer 2) units: XNU's own `ether_*` demux and framer.
+    pub const ETHERNET: ShimTable = ShimTable(sys::TUN_SHIM_LINK_ETHERNET);
 
     /// The raw index the shim takes.
     pub(super) fn raw(self) -> u32 {

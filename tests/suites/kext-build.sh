@@ -241,7 +241,7 @@ if [ -z "$azero" ]; then pass "arm64e: no branch to itself (no dropped relocatio
 verify_log=target/test-logs/kext-build-verify.log
 # (verify prints SKIP for the export-list checks when the directory is absent)
 if "${CARGO_TARGET_DIR:-target}/debug/kext-bundle" verify "$bundle" --kpi shim/kpi-symbols.txt \
-    --exports "$exports_dir" --signed _tun_ip_cdevsw >"$verify_log" 2>&1; then
+    --exports "$exports_dir" --signed _tun_ip_cdevsw --signed _tun_ether_cdevsw >"$verify_log" 2>&1; then
     if [ -d "$exports_dir" ] && ! grep -q '^PASS collection with per-segment 16 KiB slides' "$verify_log"; then
         fail "kext-bundle verify built no arm64e collection:"
     else

@@ -5,13 +5,16 @@ use xnu_sim::abi::*;
 use xnu_sim::syscalls::{self, O_RDWR};
 use xnu_sim::{devices, netinspect, Errno, KextError};
 
-/// U-1, LD-2, LD-4: sixteen character nodes, root:wheel 0600, one major, minor = unit; no ifnet.
+/// U-1, LD-2, LD-4, TU-1, TL-1: sixteen tun and sixteen tap character nodes, root:wheel 0600,
+/// one major per kind, minor = unit; no ifnet.
 #[test]
 fn load_creates_16_nodes_and_no_interface() {
     boot_and_load();
     let names = devices::node_names();
     let expected: Vec<String> = {
-        let mut v: Vec<String> = (0..16).map(|n| format!("tun{n}")).collect();
+        let mut v: Vec<String> = (0..16)
+            .flat_map(|n| [format!("tun{n}"), format!("tap{n}")])
+            .collect();
         v.sort();
         v
     };
@@ -28,6 +31,13 @@ fn load_creates_16_nodes_and_no_interface() {
         );
         assert_eq!(major(node.dev), major0);
         assert_eq!(minor(node.dev), n);
+        let tap = devices::node(&format!("tap{n}")).unwrap();
+        assert_eq!(
+            (tap.chrblk, tap.uid, tap.gid, tap.perms),
+            (DEVFS_CHAR, 0, 0, 0o600)
+        );
+        assert_ne!(major(tap.dev), major0, "TU-1: tap has a major of its own");
+        assert_eq!(minor(tap.dev), n);
     }
     assert_eq!(
         netinspect::if_nametoindex("tun0"),
@@ -240,8 +250,9 @@ fn start_failure_at_each_step_leaves_nothing_behind() {
         assert!(step < 100, "start never succeeded");
     }
     xnu_sim::config::clear_faults();
-    // 3 lock objects + 17 mutexes + cdevsw_add + 16 nodes + 2 plumbers = 39 failable calls.
-    assert_eq!(step, 40, "every step of start was tried");
-    assert_eq!(devices::node_names().len(), 16);
+    // 3 lock objects + 33 mutexes (global, 16 tun, 16 tap) + 2 cdevsw_add + 32 nodes +
+    // 2 plumbers = 72 failable calls (TL-1: a failure at any of them undoes both kinds).
+    assert_eq!(step, 73, "every step of start was tried");
+    assert_eq!(devices::node_names().len(), 32);
     unload_clean();
 }

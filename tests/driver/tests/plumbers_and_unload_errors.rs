@@ -194,7 +194,11 @@ fn a_failed_cdevsw_remove_leaves_the_driver_working() {
     fail_nth(Fault::CdevswRemove, 1);
     assert_eq!(xnu_sim::kextunload(), Err(KextError::Busy));
     clear_faults();
-    assert_eq!(devices::node_names().len(), 16, "nodes are back");
+    assert_eq!(
+        devices::node_names().len(),
+        32,
+        "nodes are back (tun and tap)"
+    );
     round_trip(4);
     unload_clean();
 }
@@ -222,7 +226,11 @@ fn a_failed_detach_keeps_the_interface_and_the_driver() {
             index,
             "the same interface"
         );
-        assert_eq!(devices::node_names().len(), 16, "{fault:?}: nodes are back");
+        assert_eq!(
+            devices::node_names().len(),
+            32,
+            "{fault:?}: nodes are back (tun and tap)"
+        );
         round_trip(5);
         unload_clean();
     }
