@@ -16,6 +16,17 @@ fn main() {
         .compile("xnusim_variadic");
 
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    // The loader compares kmod_info.name with the bundle's CFBundleIdentifier, as kextd and
+    // kmutil do; the one place it is written is the kext's Info.plist.
+    let plist_path = manifest.join("../../Info.plist");
+    println!("cargo:rerun-if-changed={}", plist_path.display());
+    let info = plist::Value::from_file(&plist_path).expect("read Info.plist");
+    let bundle_id = info
+        .as_dictionary()
+        .and_then(|d| d.get("CFBundleIdentifier"))
+        .and_then(plist::Value::as_string)
+        .expect("Info.plist CFBundleIdentifier");
+    println!("cargo:rustc-env=XNUSIM_BUNDLE_ID={bundle_id}");
     let header = manifest.join("../../shim/kpi.h");
     println!("cargo:rerun-if-changed={}", header.display());
     let target = env::var("TARGET").expect("TARGET");

@@ -34,7 +34,8 @@ pub struct Config {
     /// Keep the bytes of BPF taps and of packets the stack receives, for tests to read. Off,
     /// they are only counted (benchmarks).
     pub capture: bool,
-    /// Bundle identifier `kextload` expects in `kmod_info.name`.
+    /// Bundle identifier `kextload` expects in `kmod_info.name`: by default the kext's
+    /// Info.plist `CFBundleIdentifier` (build.rs).
     pub bundle_id: String,
 }
 
@@ -55,7 +56,7 @@ impl Config {
             late_detach_callbacks: false,
             check_frame_layout: true,
             capture: true,
-            bundle_id: "org.tunnelkext.tunnel".to_string(),
+            bundle_id: env!("XNUSIM_BUNDLE_ID").to_string(),
         }
     }
 

@@ -346,7 +346,9 @@ pub fn ioctl(fd: Fd, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
             if v > 0 {
                 v = proc::pgid_of(v).ok_or(Errno::ESRCH)?;
             } else {
-                v = -v;
+                // XNU negates the int in C (bsd/kern/sys_generic.c, FIOSETOWN): INT_MIN stays
+                // INT_MIN, as wrapping gives.
+                v = v.wrapping_neg();
             }
             let mut kbuf = v.to_ne_bytes();
             return driver_ioctl(&of, TIOCSPGRP, &mut kbuf);
@@ -354,7 +356,7 @@ pub fn ioctl(fd: Fd, cmd: u32, arg: &mut [u8]) -> Result<(), Errno> {
         FIOGETOWN => {
             let mut kbuf = [0u8; 4];
             driver_ioctl(&of, TIOCGPGRP, &mut kbuf)?;
-            arg[..4].copy_from_slice(&(-i32::from_ne_bytes(kbuf)).to_ne_bytes());
+            arg[..4].copy_from_slice(&i32::from_ne_bytes(kbuf).wrapping_neg().to_ne_bytes());
             return Ok(());
         }
         _ => {}
