@@ -25,6 +25,7 @@ fn main() {
     let arm64e = kernel && target.starts_with("arm64e");
     println!("cargo:rerun-if-changed=shim/kpi.h");
     println!("cargo:rerun-if-changed=shim/shim.c");
+    println!("cargo:rerun-if-changed=shim/bindgen_config.rs");
     println!("cargo:rerun-if-changed=Info.plist");
     println!("cargo:rerun-if-env-changed=CLANG");
 
@@ -93,21 +94,7 @@ fn main() {
     } else {
         target.clone()
     };
-    let bindings = bindgen::Builder::default()
-        .header("shim/kpi.h")
-        .clang_args(["-nostdinc", "-ffreestanding", "-target", &clang_target])
-        .use_core()
-        .ctypes_prefix("core::ffi")
-        .layout_tests(false)
-        .derive_default(true)
-        // Zero-filled Default of structs holding pointers is an unsafe block bindgen writes
-        // without a SAFETY comment; Rust only needs Default for the plain-integer ones.
-        .no_default("kmod_info|cdevsw|ifnet_demux_desc|ifnet_init_params|ifnet_attach_proto_param")
-        .generate_comments(false)
-        .prepend_enum_name(false)
-        // The Rust core defines these itself (src/kpi/entry.rs); the shim's definitions are C.
-        .blocklist_function("tun_(driver|dev|if|proto)_.*")
-        .blocklist_var("kmod_info")
+    let bindings = kpi_bindgen("shim/kpi.h", &clang_target)
         .generate()
         .expect("bindgen over shim/kpi.h");
     bindings
@@ -168,3 +155,5 @@ fn rename_sim_owned_symbols(out: &std::path::Path) {
         .expect("run objcopy");
     assert!(status.success(), "objcopy --redefine-syms failed");
 }
+
+include!("shim/bindgen_config.rs");

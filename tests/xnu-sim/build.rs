@@ -2,8 +2,8 @@
 //! ABI types from the kext's own header, `shim/kpi.h`, so the simulator and the kext share one
 //! definition of every struct and constant they exchange (src/abi).
 //!
-//! bindgen runs exactly as in the root crate's build.rs (same flags, same blocklist), for the
-//! host target: the simulator only ever runs on the host.
+//! bindgen runs with the root crate's configuration (shim/bindgen_config.rs, included by both
+//! build scripts), for the host target: the simulator only ever runs on the host.
 
 use std::env;
 use std::path::PathBuf;
@@ -29,23 +29,18 @@ fn main() {
     println!("cargo:rustc-env=XNUSIM_BUNDLE_ID={bundle_id}");
     let header = manifest.join("../../shim/kpi.h");
     println!("cargo:rerun-if-changed={}", header.display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest.join("../../shim/bindgen_config.rs").display()
+    );
     let target = env::var("TARGET").expect("TARGET");
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
-    let bindings = bindgen::Builder::default()
-        .header(header.to_str().expect("UTF-8 path to shim/kpi.h"))
-        .clang_args(["-nostdinc", "-ffreestanding", "-target", &target])
-        .use_core()
-        .ctypes_prefix("core::ffi")
-        .layout_tests(false)
-        .derive_default(true)
-        .generate_comments(false)
-        .prepend_enum_name(false)
-        // The Rust core defines these itself (src/kpi/entry.rs); the shim's definitions are C.
-        .blocklist_function("tun_(driver|dev|if|proto)_.*")
-        .blocklist_var("kmod_info")
+    let bindings = kpi_bindgen(header.to_str().expect("UTF-8 path to shim/kpi.h"), &target)
         .generate()
         .expect("bindgen over shim/kpi.h");
     bindings
         .write_to_file(out.join("kpi_bindings.rs"))
         .expect("write kpi_bindings.rs");
 }
+
+include!("../../shim/bindgen_config.rs");

@@ -19,8 +19,7 @@ mod layout;
     non_upper_case_globals,
     dead_code,
     missing_docs,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks
+    clippy::all
 )]
 pub mod sys {
     include!(concat!(env!("OUT_DIR"), "/kpi_bindings.rs"));
