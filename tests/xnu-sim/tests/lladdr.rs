@@ -95,7 +95,10 @@ fn set_lladdr_before_attach_panics() {
         set_lladdr(allocated, std::ptr::null(), 0);
         child_survived();
     }
-    expect_kernel_panic(TEST, "not attached (xnu-4570 indexes ifnet_addrs out of bounds)");
+    expect_kernel_panic(
+        TEST,
+        "not attached (xnu-4570 indexes ifnet_addrs out of bounds)",
+    );
 }
 
 #[test]
