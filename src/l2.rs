@@ -20,6 +20,7 @@ const DEMUX_PEEK: usize = 8;
 
 /// Copies one dequeued frame to the reader (TR-1 as RD-1, RD-2, RD-8): what does not fit
 /// `uio` is dropped and counted.
+#[inline]
 pub fn read(unit: &Unit, mut item: QueuedPacket, uio: &mut Uio<'_, ToUser>) -> Result<(), Errno> {
     if uio.resid() < item.packet.len() {
         unit.counters.add(Count::TruncatedRead);
@@ -31,6 +32,7 @@ pub fn read(unit: &Unit, mut item: QueuedPacket, uio: &mut Uio<'_, ToUser>) -> R
 /// write: checks TW2..TW7 in order and builds the frame for `ifnet_input` (TW-2): the header
 /// and the payload bytes `ether_demux` may read lie in the first mbuf, `pkthdr.header` points
 /// at the header and the data starts after it. `Ok(None)` is a counted drop (TW6, TW7).
+#[inline]
 pub fn write(
     kind: &LinkKind,
     uio: &mut Uio<'_, FromUser>,

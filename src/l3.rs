@@ -17,6 +17,7 @@ use crate::unit::Unit;
 
 /// Copies one dequeued packet to the reader with the prefix of `framing` (RD-1, RD-2, RD-8):
 /// what does not fit `uio` is dropped and counted.
+#[inline]
 pub fn read(
     unit: &Unit,
     mut item: QueuedPacket,
@@ -44,6 +45,7 @@ pub fn read(
 /// The packet is built in one allocation with room for the 4-byte family word in front of the
 /// IP header; the user's bytes are copied once, straight into the chain (an AF header is read
 /// into that word's place first and replaced by the host-order family).
+#[inline]
 pub fn write(
     kind: &LinkKind,
     uio: &mut Uio<'_, FromUser>,
@@ -83,9 +85,9 @@ pub fn write(
     }
     // WR-1: the family sits just before the IP header, where demux finds it through
     // pkthdr.header; the data then starts at the IP header.
-    packet.head_mut()[..AF_HEADER_LEN].copy_from_slice(&family.to_ne_bytes());
-    packet.take_frame_header(AF_HEADER_LEN)?;
+    let word = family.to_ne_bytes();
+    packet.set_frame_header(&word)?;
     packet.set_rcvif(ifnet);
     let bytes = packet.len() as u32;
-    Ok(Some(Inbound::new(packet, &family.to_ne_bytes(), bytes)))
+    Ok(Some(Inbound::new(packet, &word, bytes)))
 }

@@ -24,6 +24,7 @@ impl LinkId {
     pub const ALL: [LinkId; 2] = [LinkId::Tun, LinkId::Tap];
 
     /// The kind's description.
+    #[inline]
     pub fn kind(self) -> &'static LinkKind {
         match self {
             LinkId::Tun => &TUN,

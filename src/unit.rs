@@ -185,6 +185,7 @@ static TUN: [Unit; TUN_UNITS] = [const { Unit::new(LinkId::Tun) }; TUN_UNITS];
 static TAP: [Unit; TAP_UNITS] = [const { Unit::new(LinkId::Tap) }; TAP_UNITS];
 
 /// The units of kind `link`, by number.
+#[inline]
 pub fn units_of(link: LinkId) -> &'static [Unit] {
     match link {
         LinkId::Tun => &TUN,
@@ -209,6 +210,7 @@ impl Unit {
     }
 
     /// The unit of kind `link` for a device minor number.
+    #[inline]
     pub fn get(link: LinkId, minor: u32) -> Result<&'static Unit, Errno> {
         units_of(link).get(minor as usize).ok_or(Errno::ENXIO)
     }
@@ -228,6 +230,7 @@ impl Unit {
     }
 
     /// The unit's kind.
+    #[inline]
     pub fn kind(&self) -> &'static LinkKind {
         self.link.kind()
     }

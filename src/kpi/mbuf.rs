@@ -24,7 +24,7 @@ unsafe impl Send for Mbuf {}
 impl Mbuf {
     /// Builds a packet of `front` bytes followed by everything left in `uio`, copying the
     /// user's bytes once, straight into the chain (`MBUF_DONTWAIT`). The first `front` bytes
-    /// lie in the first segment and are left for the caller to write ([`Mbuf::head_mut`]).
+    /// lie in the first segment and are left for the caller to write ([`Mbuf::set_frame_header`]).
     ///
     /// XNU's `mbuf_allocpacket` returns every segment with `m_len` 0 and `pkthdr.len` 0
     /// (`m_allocpacket_internal`, `MBUF_INIT`): each segment is filled up to `mbuf_maxlen`,
@@ -185,15 +185,30 @@ impl Mbuf {
     /// there) and the data starts right after them. They must lie in the first segment (see
     /// [`Mbuf::from_uio`]); `EINVAL` otherwise, with nothing changed.
     pub fn take_frame_header(&mut self, len: usize) -> Result<(), Errno> {
-        if self.head_mut().len() < len {
+        self.frame_header(&[], len)
+    }
+
+    /// As [`Mbuf::take_frame_header`] for `header.len()` bytes, after writing `header` over
+    /// them (the front the packet was built with, [`Mbuf::from_uio`]).
+    pub fn set_frame_header(&mut self, header: &[u8]) -> Result<(), Errno> {
+        self.frame_header(header, header.len())
+    }
+
+    /// Writes `header` at the front, then makes the first `len` bytes the frame header.
+    fn frame_header(&mut self, header: &[u8], len: usize) -> Result<(), Errno> {
+        let m = self.raw();
+        // SAFETY: our packet's first segment: `mbuf_len` of initialised bytes at `mbuf_data`.
+        let (data, available) = unsafe { (sys::mbuf_data(m).cast::<u8>(), sys::mbuf_len(m)) };
+        if data.is_null() || available < len || header.len() > len {
             return Err(Errno::EINVAL);
         }
-        // SAFETY: the data pointer belongs to the first segment of our chain, which holds at
-        // least `len` bytes; mbuf_adj only moves the data start past them, so the header stays
-        // in the mbuf's storage.
+        // SAFETY: the first segment holds at least `len` bytes at `data`, ours to write; the
+        // header pointer stays in the mbuf's storage, since mbuf_adj only moves the data start
+        // past those bytes.
         unsafe {
-            sys::mbuf_pkthdr_setheader(self.raw(), sys::mbuf_data(self.raw()));
-            sys::mbuf_adj(self.raw(), len as i32);
+            core::ptr::copy_nonoverlapping(header.as_ptr(), data, header.len());
+            sys::mbuf_pkthdr_setheader(m, data.cast());
+            sys::mbuf_adj(m, len as i32);
         }
         Ok(())
     }
