@@ -4,11 +4,18 @@
 #   L0  the driver path in-process (write -> ifnet_input, output -> read), simulator
 #       strictness off: ns/packet (median, min, max of RUNS) and instructions/packet under
 #       callgrind (the driver's own, apart from the simulated kernel's), beside a plain copy
-#       of the same bytes (the bound every driver pays);
+#       of the same bytes (the bound every driver pays); for tun0 (IP packets of SIZE bytes)
+#       and tap0 (the same packets in Ethernet frames of SIZE + 14 bytes: write -> ifnet_input
+#       -> XNU's ether_demux, ARP pre-output + ether_frameout -> output -> read);
 #   L1  device-level loops through the simulated syscall layer beside the same loops on
-#       Linux's /dev/net/tun (IFF_TUN|IFF_NO_PI) in a network namespace this script creates;
-#   L2  end to end through scripts/demo.sh's path, when that is available (see its output).
-# Writes target/bench/results.csv and target/bench/l0.png; prints a table.
+#       Linux's /dev/net/tun (IFF_TUN|IFF_NO_PI) in a network namespace this script creates
+#       (tun only);
+#   L2  end to end through scripts/demo.sh's path, when that is available (see its output):
+#       tun (in-process relay) and tap (in-process select/read/write linker, Linux taps with
+#       the units' MACs; docs/tap-contract.md section 17), each beside its plain relay (the
+#       same two Linux devices joined by threads and a queue, no driver), measured one after
+#       the other in this run.
+# Writes ${CARGO_TARGET_DIR:-target}/bench/results.csv and l0.png there; prints a table.
 # Usage: scripts/bench.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,10 +33,11 @@ UDP_RATE=200M
 CG_PACKETS=2000
 if [ "${1:-}" = --quick ]; then PACKETS=2000; RUNS=3; SECONDS_L1=1; SECONDS_L2=2; CG_PACKETS=200; fi
 
-out=target/bench
+target_dir=${CARGO_TARGET_DIR:-target}
+out=$target_dir/bench
 mkdir -p "$out"
 cargo build --quiet --profile perf -p tunnel-bench
-bin=target/perf/driver-bench
+bin=$target_dir/perf/driver-bench
 csv=$out/results.csv
 echo "level,size,metric,value,min,max" >"$csv"
 
@@ -42,7 +50,12 @@ echo "== L0: instructions/packet under callgrind ($CG_PACKETS packets)"
 cg() { # path size -> "total driver kernel" per packet
     local path=$1 size=$2 toggle file
     file=$(mktemp "$out/cg.XXXXXX")
-    case $path in write) toggle=tun_dev_write ;; read) toggle=tun_dev_read ;; copy) toggle='*copy_path*' ;; esac
+    # tun and tap units share the driver's entry points (shim/shim.c); one kind per run.
+    case $path in
+        write | tap-write) toggle=tun_dev_write ;;
+        read | tap-read) toggle=tun_dev_read ;;
+        copy | tap-copy) toggle='*copy_path*' ;;
+    esac
     valgrind --tool=callgrind --callgrind-out-file="$file" --collect-atstart=no \
         --toggle-collect="$toggle" --compress-strings=no --compress-pos=no \
         "$bin" workload "$path" "$size" "$CG_PACKETS" >/dev/null 2>&1
@@ -53,7 +66,9 @@ IFS=, read -r -a sizes <<<"$SIZES"
 for size in "${sizes[@]}"; do
     read -r _ copy_ir _ <<<"$(cg copy "$size")"
     echo "L0,$size,copy_instr,$copy_ir,," >>"$csv"
-    for path in write read; do
+    read -r _ copy_ir _ <<<"$(cg tap-copy "$size")"
+    echo "L0,$size,tap-copy_instr,$copy_ir,," >>"$csv"
+    for path in write read tap-write tap-read; do
         read -r total driver kernel <<<"$(cg "$path" "$size")"
         {
             echo "L0,$size,${path}_instr_total,$total,,"
@@ -79,7 +94,7 @@ else
     echo "  skipped: needs root, /dev/net/tun and network namespaces"
 fi
 
-echo "== L2: end to end, namespace A -> B, through the driver vs a plain relay (${SECONDS_L2}s each)"
+echo "== L2: end to end, namespace A -> B, through the driver vs a plain relay (${SECONDS_L2}s each; tun, then tap)"
 l2() {
     # shellcheck source=scripts/lib/traffic.sh
     TR_REPO=$PWD; . scripts/lib/traffic.sh
@@ -90,16 +105,22 @@ l2() {
     TUNNEL_SIM_PROFILE=release tr_build || { echo "  skipped: tunnel-sim did not build"; return 0; }
     trap 'tr_cleanup; cleanup' EXIT INT TERM
     tr_setup || { echo "  skipped: cannot create namespaces"; return 0; }
-    local path
-    for path in driver plain; do
-        if [ "$path" = driver ]; then
-            if ! { tr_start_host --relay inproc && tr_wait_opened; }; then
-                echo "  the host did not start"
-                return 0
+    local path kind=()
+    # driver/plain: tun0 <-> tun1; tap_driver/tap_plain: ta0 <-> tb0 (Ethernet, ARP, ND).
+    for path in driver plain tap_driver tap_plain; do
+        case $path in
+            tap_*) kind=(--tap); TR_IPERF_TO=10.77.0.2 ;;
+            *) kind=(); TR_IPERF_TO=10.66.0.2 ;;
+        esac
+        if [ "${path#tap_}" = driver ]; then
+            if ! { tr_start_host "${kind[@]}" --relay inproc && tr_wait_opened; }; then
+                echo "  $path: the host did not start"
+                tr_stop_host
+                continue
             fi
         else
             rm -f "$TR_DIR/ready"
-            timeout 300 "$TR_BIN" plain --ns-a "$TR_NS_A" --ns-b "$TR_NS_B" --ns-host "$TR_NS_R" \
+            timeout 300 "$TR_BIN" plain "${kind[@]}" --ns-a "$TR_NS_A" --ns-b "$TR_NS_B" --ns-host "$TR_NS_R" \
                 --ready "$TR_DIR/ready" --max-seconds 200 >"$TR_DIR/plain.out" 2>&1 &
             TR_HOST_PID=$!
             TR_PIDS+=("$TR_HOST_PID")
@@ -111,7 +132,7 @@ l2() {
         read -r mbps lost total <<<"$TR_IPERF"
         echo "L2,0,${path}_udp_mbps,$mbps,," >>"$csv"
         echo "L2,0,${path}_udp_lost,$lost,0,$total" >>"$csv"
-        tr_run "$TR_DIR/rtt.out" timeout 60 ip netns exec "$TR_NS_A" ping -n -c 200 -i 0.01 -W 2 10.66.0.2
+        tr_run "$TR_DIR/rtt.out" timeout 60 ip netns exec "$TR_NS_A" ping -n -c 200 -i 0.01 -W 2 "$TR_IPERF_TO"
         sed -nE 's/.*time=([0-9.]+) ms.*/\1/p' "$TR_DIR/rtt.out" | sort -n >"$TR_DIR/rtt.sorted"
         local n p50 p99
         n=$(wc -l <"$TR_DIR/rtt.sorted")
@@ -137,12 +158,14 @@ import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 val = {(r["level"], r["size"], r["metric"]): float(r["value"]) for r in rows}
 sizes = sorted({int(r["size"]) for r in rows if r["level"] == "L0"})
-print()
-print(f"{'size':>6} | {'write ns':>9} {'read ns':>9} {'copy ns':>8} | {'w/copy':>6} {'r/copy':>6} | {'w drv ins':>9} {'r drv ins':>9} {'copy ins':>8}")
-for s in sizes:
-    g = lambda m: val.get(("L0", str(s), m), float("nan"))
-    c = g("copy_ns")
-    print(f"{s:>6} | {g('write_ns'):>9.0f} {g('read_ns'):>9.0f} {c:>8.0f} | {g('write_ns')/c:>6.1f} {g('read_ns')/c:>6.1f} | {g('write_instr_driver'):>9.0f} {g('read_instr_driver'):>9.0f} {g('copy_instr'):>8.0f}")
+for kind, p in (("tun0, IP packets of SIZE bytes", ""), ("tap0, Ethernet frames of SIZE + 14 bytes", "tap-")):
+    print()
+    print(f"L0 {kind}")
+    print(f"{'size':>6} | {'write ns':>9} {'read ns':>9} {'copy ns':>8} | {'w/copy':>6} {'r/copy':>6} | {'w drv ins':>9} {'r drv ins':>9} {'copy ins':>8}")
+    for s in sizes:
+        g = lambda m: val.get(("L0", str(s), p + m), float("nan"))
+        c = g("copy_ns")
+        print(f"{s:>6} | {g('write_ns'):>9.0f} {g('read_ns'):>9.0f} {c:>8.0f} | {g('write_ns')/c:>6.1f} {g('read_ns')/c:>6.1f} | {g('write_instr_driver'):>9.0f} {g('read_instr_driver'):>9.0f} {g('copy_instr'):>8.0f}")
 l1 = [(m, v) for (lvl, s, m), v in val.items() if lvl == "L1"]
 if l1:
     print()
@@ -153,14 +176,16 @@ if l1:
             print(f"L1 {mode:>5}: simulated {sim:>10.0f} pkt/s   Linux tun {lin:>10.0f} pkt/s   ratio {sim/lin:.2f}")
 def l2(m):
     return val.get(("L2", "0", m))
-if l2("driver_tcp_mbps") and l2("plain_tcp_mbps"):
-    print()
-    print(f"L2 iperf3 TCP: driver {l2('driver_tcp_mbps'):.0f} Mbit/s, plain relay {l2('plain_tcp_mbps'):.0f} Mbit/s, ratio {l2('driver_tcp_mbps')/l2('plain_tcp_mbps'):.2f}")
-    if l2("driver_udp_mbps") and l2("plain_udp_mbps"):
-        print(f"L2 iperf3 UDP (fixed rate): driver {l2('driver_udp_mbps'):.0f} Mbit/s, plain relay {l2('plain_udp_mbps'):.0f} Mbit/s, ratio {l2('driver_udp_mbps')/l2('plain_udp_mbps'):.2f}")
-    for p in ("driver", "plain"):
-        if l2(f"{p}_rtt_p50_ms") is not None:
-            print(f"L2 ping RTT {p}: p50 {l2(f'{p}_rtt_p50_ms'):.3f} ms, p99 {l2(f'{p}_rtt_p99_ms'):.3f} ms")
+for kind, k in (("tun", ""), ("tap", "tap_")):
+    d, p = f"{k}driver", f"{k}plain"
+    if l2(f"{d}_tcp_mbps") and l2(f"{p}_tcp_mbps"):
+        print()
+        print(f"L2 {kind} iperf3 TCP: driver {l2(f'{d}_tcp_mbps'):.0f} Mbit/s, plain relay {l2(f'{p}_tcp_mbps'):.0f} Mbit/s, ratio {l2(f'{d}_tcp_mbps')/l2(f'{p}_tcp_mbps'):.2f}")
+        if l2(f"{d}_udp_mbps") and l2(f"{p}_udp_mbps"):
+            print(f"L2 {kind} iperf3 UDP (fixed rate): driver {l2(f'{d}_udp_mbps'):.0f} Mbit/s (lost {l2(f'{d}_udp_lost'):.0f}), plain relay {l2(f'{p}_udp_mbps'):.0f} Mbit/s (lost {l2(f'{p}_udp_lost'):.0f}), ratio {l2(f'{d}_udp_mbps')/l2(f'{p}_udp_mbps'):.2f}")
+        for q in (d, p):
+            if l2(f"{q}_rtt_p50_ms") is not None:
+                print(f"L2 {kind} ping RTT {q.removeprefix(k)}: p50 {l2(f'{q}_rtt_p50_ms'):.3f} ms, p99 {l2(f'{q}_rtt_p99_ms'):.3f} ms")
 try:
     import matplotlib
 except ImportError:
@@ -171,7 +196,9 @@ try:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4))
-    for metric, label in (("write_ns", "write -> ifnet_input"), ("read_ns", "output -> read"), ("copy_ns", "plain copy")):
+    for metric, label in (("write_ns", "tun write -> ifnet_input"), ("read_ns", "tun output -> read"),
+                          ("tap-write_ns", "tap write -> ifnet_input"), ("tap-read_ns", "tap output -> read"),
+                          ("copy_ns", "plain copy")):
         ax.plot(sizes, [val.get(("L0", str(s), metric)) for s in sizes], marker="o", label=label)
     ax.set_xscale("log"); ax.set_yscale("log")
     ax.set_xlabel("packet size (bytes)"); ax.set_ylabel("ns / packet (median)")

@@ -11,7 +11,8 @@
 #
 # Conventions that put a test in a group:
 #   fuse            every test of tests/tunnel-sim/tests/fuse_file.rs (mounts the simulated
-#                   /dev/tunN as FUSE files): root, and /dev/fuse opening read-write
+#                   /dev/tunN, or /dev/tapN, as FUSE files): root, and /dev/fuse opening
+#                   read-write
 #   apple-exports   kext-bundle tests inside a module named `needs_apple_exports` (they call
 #                   common::exports_dir()): Apple's KPI export lists in ../shared/xnu-exports
 # A new group: add its name to PRECONDITION_GROUPS, a filter_<name> and a why_not_<name>

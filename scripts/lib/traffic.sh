@@ -12,6 +12,11 @@
 #   R: loopback only; the host, its FUSE server and the relays run here.
 #   A stack -> tun0 -> driver tun0 output -> /dev/tun0 read -> relay (UDP on R's loopback)
 #   -> /dev/tun1 write -> driver tun1 ifnet_input -> tun1 -> B stack, and back.
+# Tap units (host --tap; docs/tap-contract.md section 17), the same namespaces:
+#   A: Linux tap ta0 10.77.0.1/24, fd77::1/64, with the sim tap0's MAC  (bridged to tap0)
+#   B: Linux tap tb0 10.77.0.2/24, fd77::2/64, with the sim tap1's MAC  (bridged to tap1)
+#   A stack -> ta0 -> raw output on tap0 -> /dev/tap0 read -> linker (select/read/write)
+#   -> /dev/tap1 write -> tap1 ifnet_input (ether_demux) -> frame hook -> tb0 -> B stack.
 
 TR_ID=ts$$
 TR_NS_A=${TR_ID}a
@@ -26,6 +31,8 @@ TR_RELAY_PIDS=()
 TR_PING=
 # shellcheck disable=SC2034
 TR_IPERF=
+# The address tr_iperf's server listens on in B (tap runs set 10.77.0.2).
+TR_IPERF_TO=10.66.0.2
 TR_HOST_PID=
 TR_DIR=
 TR_BIN=
@@ -61,7 +68,7 @@ tr_build() {
     [ "$profile" = release ] && flag=(--release)
     export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
     (cd "$TR_REPO" && timeout 900 cargo build -q -p tunnel-sim "${flag[@]}") || return 1
-    TR_BIN=$TR_REPO/target/$profile/tunnel-sim
+    TR_BIN=${CARGO_TARGET_DIR:-$TR_REPO/target}/$profile/tunnel-sim
     [ -x "$TR_BIN" ]
 }
 
@@ -148,6 +155,26 @@ tr_start_relay() {
     tr_wait_opened
 }
 
+# tr_start_taprelay: the in-tree VTun-like linker as its own process in R, joining the FUSE
+# files tap0 and tap1 (select, read, write).
+tr_start_taprelay() {
+    TR_RELAY_PIDS=()
+    timeout 120 ip netns exec "$TR_NS_R" "$TR_BIN" taprelay --dev0 "$TR_DIR/dev/tap0" \
+        --dev1 "$TR_DIR/dev/tap1" --max-seconds 110 \
+        >>"$TR_DIR/relay.out" 2>>"$TR_DIR/relay.err" &
+    TR_RELAY_PIDS+=($!)
+    TR_PIDS+=("${TR_RELAY_PIDS[@]}")
+    tr_wait_opened
+}
+
+# tr_neigh_flush: forgets what A and B learnt about their tap neighbours (ARP and ND), so the
+# next ping resolves its peer again through the driver.
+tr_neigh_flush() {
+    timeout 10 ip -n "$TR_NS_A" neigh flush dev ta0 2>/dev/null
+    timeout 10 ip -n "$TR_NS_B" neigh flush dev tb0 2>/dev/null
+    return 0
+}
+
 # tr_wait_opened: until both sim interfaces are up (the device was opened and configured).
 tr_wait_opened() {
     local i
@@ -194,10 +221,15 @@ tr_delta() {
 
 # tr_linux_packets NS DEV rx|tx: the Linux interface's own packet counter.
 tr_linux_packets() {
-    timeout 10 ip -n "$1" -s link show "$2" 2>/dev/null | awk -v dir="$3" '
+    tr_linux_counter "$1" "$2" "$3" packets
+}
+
+# tr_linux_counter NS DEV rx|tx packets|bytes: one of the Linux interface's own counters.
+tr_linux_counter() {
+    timeout 10 ip -n "$1" -s link show "$2" 2>/dev/null | awk -v dir="$3" -v what="$4" '
         /^ *RX:/ { r = 1; next } /^ *TX:/ { t = 1; next }
-        r == 1 { rx = $2; r = 2 } t == 1 { tx = $2; t = 2 }
-        END { print (dir == "rx" ? rx : tx) + 0 }'
+        r == 1 { rb = $1; rx = $2; r = 2 } t == 1 { tb = $1; tx = $2; t = 2 }
+        END { if (what == "bytes") print (dir == "rx" ? rb : tb) + 0; else print (dir == "rx" ? rx : tx) + 0 }'
 }
 
 # tr_run OUT CMD...: runs CMD in the background with its output in OUT, remembers its pid
@@ -226,20 +258,20 @@ tr_ping() {
     TR_PING="${sent:-0} ${recv:-0} ${loss:-100} ${rtt:--}"
 }
 
-# tr_iperf MODE SECONDS [RATE]: iperf3 from A to B (server in B, one test, bounded).
-# MODE tcp sets TR_IPERF to "Mbit/s"; MODE udp to "Mbit/s lost total".
+# tr_iperf MODE SECONDS [RATE]: iperf3 from A to B's $TR_IPERF_TO (server in B, one test,
+# bounded). MODE tcp sets TR_IPERF to "Mbit/s"; MODE udp to "Mbit/s lost total".
 tr_iperf() {
     local mode=$1 secs=$2 rate=${3:-10M} server out
-    timeout $((secs + 20)) ip netns exec "$TR_NS_B" iperf3 -s -1 -B 10.66.0.2 >"$TR_DIR/iperf-server.out" 2>&1 &
+    timeout $((secs + 20)) ip netns exec "$TR_NS_B" iperf3 -s -1 -B "$TR_IPERF_TO" >"$TR_DIR/iperf-server.out" 2>&1 &
     server=$!
     TR_PIDS+=("$server")
     sleep 0.5
     if [ "$mode" = udp ]; then
         tr_run "$TR_DIR/iperf-$mode.out" timeout $((secs + 15)) ip netns exec "$TR_NS_A" \
-            iperf3 -c 10.66.0.2 -u -b "$rate" -t "$secs" -f m
+            iperf3 -c "$TR_IPERF_TO" -u -b "$rate" -t "$secs" -f m
     else
         tr_run "$TR_DIR/iperf-$mode.out" timeout $((secs + 15)) ip netns exec "$TR_NS_A" \
-            iperf3 -c 10.66.0.2 -t "$secs" -f m
+            iperf3 -c "$TR_IPERF_TO" -t "$secs" -f m
     fi
     out=$(cat "$TR_DIR/iperf-$mode.out")
     tr_stop_pid "$server"

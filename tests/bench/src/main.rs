@@ -4,8 +4,11 @@
 //!
 //! Modes (all print CSV rows on stdout):
 //! - `l0 SIZES PACKETS RUNS`: in-process driver path, write → ifnet_input and output → read,
-//!   ns/packet (median, min, max over RUNS) beside a plain copy of the same bytes.
-//! - `workload write|read|copy SIZE PACKETS`: a fixed loop for callgrind (instructions).
+//!   ns/packet (median, min, max over RUNS) beside a plain copy of the same bytes; for tun0
+//!   (paths `write`, `read`, `copy`: IP packets of SIZE bytes) and for tap0 (`tap-write`,
+//!   `tap-read`, `tap-copy`: Ethernet frames of SIZE + 14 bytes carrying the same packets).
+//! - `workload write|read|copy|tap-write|tap-read|tap-copy SIZE PACKETS`: a fixed loop for
+//!   callgrind (instructions).
 //! - `devloop write|read|echo SIZE SECONDS`: the simulated device through the syscall layer.
 //! - `linuxtun write|read|echo SIZE SECONDS`: the same loops on Linux `/dev/net/tun`
 //!   (`IFF_TUN|IFF_NO_PI`); run inside a network namespace the script created.
@@ -15,10 +18,16 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 use xnu_sim::abi::AF_INET;
 use xnu_sim::syscalls::{self, Fd};
-use xnu_sim::{netinspect, stack, Config};
+use xnu_sim::{link, netinspect, stack, Config};
 
 const LOCAL: [u8; 4] = [10, 77, 0, 1];
 const PEER: [u8; 4] = [10, 77, 0, 2];
+/// The tap peer's MAC (the ARP entry for PEER on tap0).
+const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0x77, 0, 2];
+/// Device `SIOCGIFADDR` (docs/tap-contract.md §9): the unit's MAC in bytes 0–5.
+const SIOCGIFADDR_DEV: u32 = 0xc020_6921;
+/// `FIONBIO`.
+const FIONBIO: u32 = 0x8004_667e;
 /// Packets per batch on the read side: below the driver's queue limit (128).
 const BATCH: usize = 100;
 
@@ -35,7 +44,7 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: driver-bench l0 SIZES PACKETS RUNS | workload write|read|copy SIZE PACKETS | devloop|linuxtun write|read|echo SIZE SECONDS");
+    eprintln!("usage: driver-bench l0 SIZES PACKETS RUNS | workload write|read|copy|tap-write|tap-read|tap-copy SIZE PACKETS | devloop|linuxtun write|read|echo SIZE SECONDS");
     std::process::exit(2);
 }
 
@@ -52,18 +61,58 @@ fn packet(size: usize, from: [u8; 4], to: [u8; 4]) -> Vec<u8> {
     ipv4_udp(from, to, &vec![0x5a; size.max(28) - 28])
 }
 
-/// Boots the simulator with every strictness knob off, loads the driver, opens tun0 and
-/// brings it up.
-fn setup() -> Fd {
+/// Boots the simulator with every strictness knob off and loads the driver.
+fn boot() {
     // Strictness off, and packets counted rather than recorded.
     xnu_sim::boot(Config {
         capture: false,
         ..Config::fast()
     });
     xnu_sim::kextload(kmod()).expect("kextload");
+}
+
+/// Opens tun0 and brings it up (an address).
+fn open_tun() -> Fd {
     let fd = syscalls::open("/dev/tun0", syscalls::O_RDWR).expect("open /dev/tun0");
     stack::add_address("tun0", AF_INET, &LOCAL).expect("ifconfig");
     fd
+}
+
+/// Boots, loads, opens tun0.
+fn setup() -> Fd {
+    boot();
+    open_tun()
+}
+
+/// Opens tap0, gives it LOCAL (which plumbs IPv4 through XNU's Ethernet plumber and marks it
+/// up), sets the ARP entry for PEER, and reads away what the address made the stack send (a
+/// gratuitous ARP). Returns the descriptor (blocking) and tap0's MAC.
+fn open_tap() -> (Fd, [u8; 6]) {
+    let fd = syscalls::open("/dev/tap0", syscalls::O_RDWR).expect("open /dev/tap0");
+    let mut req = [0u8; 32];
+    syscalls::ioctl(fd, SIOCGIFADDR_DEV, &mut req).expect("SIOCGIFADDR");
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&req[..6]);
+    stack::add_address("tap0", AF_INET, &LOCAL).expect("ifconfig tap0");
+    link::arp_set("tap0", PEER, PEER_MAC).expect("arp -s");
+    syscalls::ioctl(fd, FIONBIO, &mut 1i32.to_ne_bytes()).expect("FIONBIO 1");
+    let mut buf = vec![0u8; 2048];
+    for _ in 0..16 {
+        if syscalls::read(fd, &mut buf).is_err() {
+            break;
+        }
+    }
+    syscalls::ioctl(fd, FIONBIO, &mut 0i32.to_ne_bytes()).expect("FIONBIO 0");
+    (fd, mac)
+}
+
+/// The Ethernet frame carrying `packet` from PEER_MAC to `mac` (IPv4).
+fn frame(mac: [u8; 6], packet: &[u8]) -> Vec<u8> {
+    let mut f = mac.to_vec();
+    f.extend_from_slice(&PEER_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(packet);
+    f
 }
 
 #[inline(never)]
@@ -77,12 +126,17 @@ fn write_path(fd: Fd, pkt: &[u8], packets: usize) {
     black_box(netinspect::take_received("tun0"));
 }
 
-/// Queues `n` packets from the stack (not timed on the read side).
-fn inject(pkt: &[u8], n: usize) {
+/// Queues `n` packets from the stack on `name` (not timed on the read side): on tap0 through
+/// ARP's pre-output and XNU's framer (`ether_frameout`), as IPv4 leaves an Ethernet interface.
+fn inject_on(name: &str, pkt: &[u8], n: usize) {
     let dest = sockaddr_in(PEER);
     for _ in 0..n {
-        stack::output("tun0", AF_INET, &dest, pkt).expect("output");
+        stack::output(name, AF_INET, &dest, pkt).expect("output");
     }
+}
+
+fn inject(pkt: &[u8], n: usize) {
+    inject_on("tun0", pkt, n);
 }
 
 #[inline(never)]
@@ -105,35 +159,76 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     (v[v.len() / 2], v[0], v[v.len() - 1])
 }
 
+/// One L0 measurement of `runs` runs: write `write` `packets` times; read `packets` packets
+/// the stack queued as `inject` (a packet `out`) in batches; copy `copy`. ns/packet each.
+struct L0Paths<'a> {
+    fd: Fd,
+    name: &'a str,
+    write: &'a [u8],
+    out: &'a [u8],
+    copy: &'a [u8],
+    read_len: usize,
+}
+
+fn l0_paths(p: &L0Paths, packets: usize, runs: usize) -> [Vec<f64>; 3] {
+    let mut buf = vec![0u8; p.read_len + 64];
+    let (mut w, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        write_path(p.fd, p.write, packets);
+        w.push(t.elapsed().as_nanos() as f64 / packets as f64);
+
+        let mut read_ns = 0.0;
+        let mut done = 0;
+        while done < packets {
+            let n = BATCH.min(packets - done);
+            inject_on(p.name, p.out, n);
+            let t = Instant::now();
+            read_n(p.fd, &mut buf, n);
+            read_ns += t.elapsed().as_nanos() as f64;
+            done += n;
+        }
+        r.push(read_ns / packets as f64);
+
+        let t = Instant::now();
+        copy_path(p.copy, &mut buf, packets);
+        c.push(t.elapsed().as_nanos() as f64 / packets as f64);
+    }
+    [w, r, c]
+}
+
 fn l0(sizes: &[usize], packets: usize, runs: usize) {
     let fd = setup();
+    let (tap, mac) = open_tap();
     println!("level,size,path,median_ns,min_ns,max_ns");
     for &size in sizes {
         let pkt = packet(size, PEER, LOCAL);
-        let mut buf = vec![0u8; size + 64];
-        let (mut w, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..runs {
-            let t = Instant::now();
-            write_path(fd, &pkt, packets);
-            w.push(t.elapsed().as_nanos() as f64 / packets as f64);
-
-            let mut read_ns = 0.0;
-            let mut done = 0;
-            while done < packets {
-                let n = BATCH.min(packets - done);
-                inject(&pkt, n);
-                let t = Instant::now();
-                read_n(fd, &mut buf, n);
-                read_ns += t.elapsed().as_nanos() as f64;
-                done += n;
-            }
-            r.push(read_ns / packets as f64);
-
-            let t = Instant::now();
-            copy_path(&pkt, &mut buf, packets);
-            c.push(t.elapsed().as_nanos() as f64 / packets as f64);
-        }
+        let tun = L0Paths {
+            fd,
+            name: "tun0",
+            write: &pkt,
+            out: &pkt,
+            copy: &pkt,
+            read_len: size,
+        };
+        let [w, r, c] = l0_paths(&tun, packets, runs);
         for (path, v) in [("write", w), ("read", r), ("copy", c)] {
+            let (med, min, max) = stats(v);
+            println!("L0,{size},{path},{med:.1},{min:.1},{max:.1}");
+        }
+        // tap0: the same packet in a frame (write), the stack's reply framed by XNU (read).
+        let tap_frame = frame(mac, &pkt);
+        let out = packet(size, LOCAL, PEER);
+        let tap0 = L0Paths {
+            fd: tap,
+            name: "tap0",
+            write: &tap_frame,
+            out: &out,
+            copy: &tap_frame,
+            read_len: tap_frame.len(),
+        };
+        let [w, r, c] = l0_paths(&tap0, packets, runs);
+        for (path, v) in [("tap-write", w), ("tap-read", r), ("tap-copy", c)] {
             let (med, min, max) = stats(v);
             println!("L0,{size},{path},{med:.1},{min:.1},{max:.1}");
         }
@@ -141,8 +236,31 @@ fn l0(sizes: &[usize], packets: usize, runs: usize) {
 }
 
 /// A fixed loop for instruction counting: callgrind collects only inside the driver's entry
-/// point (`--toggle-collect=tun_dev_write` / `tun_dev_read`), or the copy loop.
+/// point (`--toggle-collect=tun_dev_write` / `tun_dev_read`, which tun and tap units share:
+/// only one kind is used per run), or the copy loop.
 fn workload(path: &str, size: usize, packets: usize) {
+    if let Some(tap_path) = path.strip_prefix("tap-") {
+        boot();
+        let (fd, mac) = open_tap();
+        let pkt = frame(mac, &packet(size, PEER, LOCAL));
+        let out = packet(size, LOCAL, PEER);
+        let mut buf = vec![0u8; pkt.len() + 64];
+        match tap_path {
+            "write" => write_path(fd, &pkt, packets),
+            "read" => {
+                let mut done = 0;
+                while done < packets {
+                    let n = BATCH.min(packets - done);
+                    inject_on("tap0", &out, n);
+                    read_n(fd, &mut buf, n);
+                    done += n;
+                }
+            }
+            "copy" => copy_path(&pkt, &mut buf, packets),
+            _ => usage(),
+        }
+        return;
+    }
     let fd = setup();
     let pkt = packet(size, PEER, LOCAL);
     let mut buf = vec![0u8; size + 64];

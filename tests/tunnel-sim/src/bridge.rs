@@ -55,6 +55,15 @@ pub fn v6_text(a: &[u8; 16]) -> String {
     std::net::Ipv6Addr::from(*a).to_string()
 }
 
+/// An interface address (4 or 16 bytes) as text, the way `ifconfig` prints it.
+pub fn addr_text(a: &[u8]) -> Option<String> {
+    match a.len() {
+        4 => Some(std::net::Ipv4Addr::new(a[0], a[1], a[2], a[3]).to_string()),
+        16 => <[u8; 16]>::try_from(a).ok().map(|b| v6_text(&b)),
+        _ => None,
+    }
+}
+
 /// The host's own counters for one unit (next to the driver's ifnet counters).
 #[derive(Default)]
 pub struct Counters {
@@ -78,9 +87,11 @@ pub struct Counters {
     pub linux_tx_packets: AtomicU64,
     /// Writes into the Linux tun that failed.
     pub linux_tx_errors: AtomicU64,
-    /// BPF taps the driver made, inbound.
+    /// BPF taps the driver made, inbound, of those the simulator's tap log still held when
+    /// the host read it (it keeps the last `netinspect::TAP_LOG`; the exact total of both
+    /// directions is `netinspect::tap_count`, reported as `bpf_taps`).
     pub bpf_in: AtomicU64,
-    /// And outbound.
+    /// And outbound, likewise.
     pub bpf_out: AtomicU64,
 }
 
@@ -258,6 +269,15 @@ impl Bridge {
                     let _ = writeln!(out, "unit{u}.if_{k}={v}");
                 }
                 let _ = writeln!(out, "unit{u}.if_flags={:#x}", i.flags);
+                let bpf = netinspect::tap_count(&side.sim_name());
+                let _ = writeln!(out, "unit{u}.bpf_taps={bpf}");
+                // The addresses, for the ifconfig stand-in of tests/suites/selftest.sh.
+                let addrs: Vec<String> = i
+                    .addresses
+                    .iter()
+                    .filter_map(|(_, a)| addr_text(a))
+                    .collect();
+                let _ = writeln!(out, "unit{u}.if_addrs={}", addrs.join(","));
             }
         }
         out

@@ -1,5 +1,6 @@
-//! The simulated `/dev/tunN` as real files for other processes: a FUSE directory holding one
-//! regular file per unit (docs/xnu-sim.md 6.3). CUSE is not available on these machines.
+//! The simulated `/dev/tunN` (or `/dev/tapN`) as real files for other processes: a FUSE
+//! directory holding one regular file per unit (docs/xnu-sim.md 6.3). CUSE is not available on
+//! these machines.
 //!
 //! - OPEN opens the simulated device (exclusive, U-3) and answers
 //!   `FOPEN_DIRECT_IO | FOPEN_STREAM`, so reads and writes go straight to the server with the
@@ -46,7 +47,7 @@ pub const OPEN_FLAGS: u32 = consts::FOPEN_DIRECT_IO | consts::FOPEN_STREAM;
 /// `FUSE_POLL_SCHEDULE_NOTIFY`.
 const POLL_SCHEDULE_NOTIFY: u32 = 1;
 
-/// Called after each successful open of unit N (the host configures `tunN` there).
+/// Called after each successful open of unit N (the host configures `tunN`/`tapN` there).
 pub type OnOpen = Arc<dyn Fn(usize) + Send + Sync>;
 
 struct Parked {
@@ -68,8 +69,10 @@ struct Handle {
 
 type Handles = Arc<Mutex<HashMap<u64, Arc<Handle>>>>;
 
-/// The filesystem: `tun0` … `tun{units-1}` in the root directory.
+/// The filesystem: `tun0` … `tun{units-1}` (or `tap…`) in the root directory.
 pub struct TunFs {
+    /// `tun` or `tap`: the device nodes served, `/dev/<kind>N`.
+    kind: &'static str,
     units: usize,
     handles: Handles,
     next_fh: u64,
@@ -132,9 +135,10 @@ pub fn sim_open_flags(flags: i32) -> i32 {
 }
 
 impl TunFs {
-    /// A filesystem for `units` units.
-    pub fn new(units: usize, on_open: OnOpen) -> TunFs {
+    /// A filesystem for `units` units of `kind` (`tun` or `tap`).
+    pub fn new(kind: &'static str, units: usize, on_open: OnOpen) -> TunFs {
         TunFs {
+            kind,
             units,
             handles: Arc::new(Mutex::new(HashMap::new())),
             next_fh: 1,
@@ -255,7 +259,7 @@ impl Filesystem for TunFs {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         let unit = name
             .to_str()
-            .and_then(|n| n.strip_prefix("tun"))
+            .and_then(|n| n.strip_prefix(self.kind))
             .and_then(|n| n.parse::<usize>().ok());
         match unit {
             Some(u) if parent == ROOT && u < self.units => {
@@ -289,7 +293,11 @@ impl Filesystem for TunFs {
             (ROOT, FileType::Directory, "..".to_string()),
         ];
         for u in 0..self.units {
-            entries.push((u as u64 + 2, FileType::RegularFile, format!("tun{u}")));
+            entries.push((
+                u as u64 + 2,
+                FileType::RegularFile,
+                format!("{}{u}", self.kind),
+            ));
         }
         for (i, (ino, kind, name)) in entries.into_iter().enumerate().skip(offset as usize) {
             if reply.add(ino, (i + 1) as i64, kind, name) {
@@ -303,7 +311,8 @@ impl Filesystem for TunFs {
         let Some(unit) = self.unit_of(ino) else {
             return reply.error(libc::EISDIR);
         };
-        let fd = match syscalls::open(&format!("/dev/tun{unit}"), sim_open_flags(flags)) {
+        let path = format!("/dev/{}{unit}", self.kind);
+        let fd = match syscalls::open(&path, sim_open_flags(flags)) {
             Ok(fd) => fd,
             Err(e) => return reply.error(darwin_to_linux(e.0)),
         };
@@ -458,14 +467,25 @@ impl Filesystem for TunFs {
     }
 }
 
-/// Mounts the filesystem at `dir` and serves it on a background thread until the returned
-/// session is dropped (which unmounts); then [`OpenFiles::close_all`] closes what is left.
+/// Mounts the filesystem of `/dev/tunN` at `dir` and serves it on a background thread until
+/// the returned session is dropped (which unmounts); then [`OpenFiles::close_all`] closes what
+/// is left.
 pub fn mount(
     dir: &Path,
     units: usize,
     on_open: OnOpen,
 ) -> std::io::Result<(fuser::BackgroundSession, OpenFiles)> {
-    let fs = TunFs::new(units, on_open);
+    mount_kind(dir, "tun", units, on_open)
+}
+
+/// As [`mount`], for the units of `kind`: `tun` or `tap` (files `tap0`, `tap1`, …).
+pub fn mount_kind(
+    dir: &Path,
+    kind: &'static str,
+    units: usize,
+    on_open: OnOpen,
+) -> std::io::Result<(fuser::BackgroundSession, OpenFiles)> {
+    let fs = TunFs::new(kind, units, on_open);
     let open = OpenFiles(Arc::clone(&fs.handles));
     let session = fuser::spawn_mount2(
         fs,

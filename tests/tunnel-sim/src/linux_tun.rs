@@ -1,4 +1,5 @@
-//! A real Linux tun device (IFF_TUN | IFF_NO_PI), created inside a network namespace.
+//! A real Linux tun (`IFF_TUN | IFF_NO_PI`) or tap (`IFF_TAP | IFF_NO_PI`) device, created
+//! inside a network namespace.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -8,10 +9,11 @@ use std::time::Duration;
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const IFF_TUN: libc::c_short = 0x0001;
+const IFF_TAP: libc::c_short = 0x0002;
 const IFF_NO_PI: libc::c_short = 0x1000;
 
-/// An open Linux tun device: one `read` is one packet the Linux stack routed into it, one
-/// `write` is one packet handed to the Linux stack.
+/// An open Linux tun or tap device: one `read` is one packet (tap: one Ethernet frame) the
+/// Linux stack sent into it, one `write` is one packet (frame) handed to the Linux stack.
 pub struct LinuxTun {
     fd: OwnedFd,
     /// Interface name inside its namespace.
@@ -46,8 +48,18 @@ pub fn enter_netns(netns_path: &str) -> io::Result<()> {
 impl LinuxTun {
     /// Creates tun interface `name` inside the namespace at `netns_path`.
     pub fn create_in(netns_path: &str, name: &str) -> io::Result<LinuxTun> {
+        Self::create(netns_path, name, IFF_TUN)
+    }
+
+    /// Creates tap interface `name` (`IFF_TAP | IFF_NO_PI`: whole Ethernet frames, no prefix)
+    /// inside the namespace at `netns_path`.
+    pub fn create_tap_in(netns_path: &str, name: &str) -> io::Result<LinuxTun> {
+        Self::create(netns_path, name, IFF_TAP)
+    }
+
+    fn create(netns_path: &str, name: &str, kind: libc::c_short) -> io::Result<LinuxTun> {
         let owned = name.to_string();
-        let fd = in_netns(netns_path, move || open_tun(&owned))?;
+        let fd = in_netns(netns_path, move || open_tun(&owned, kind))?;
         Ok(LinuxTun {
             fd,
             name: name.to_string(),
@@ -98,7 +110,9 @@ impl LinuxTun {
     }
 }
 
-fn open_tun(name: &str) -> io::Result<OwnedFd> {
+/// Opens `/dev/net/tun` and attaches it to a new interface `name` of `kind` (`IFF_TUN` or
+/// `IFF_TAP`), without the `tun_pi` prefix.
+fn open_tun(name: &str, kind: libc::c_short) -> io::Result<OwnedFd> {
     let path = CString::new("/dev/net/tun").unwrap();
     // SAFETY: valid C string.
     let fd = unsafe {
@@ -117,7 +131,7 @@ fn open_tun(name: &str) -> io::Result<OwnedFd> {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
     ifr[..name.len()].copy_from_slice(name.as_bytes());
-    ifr[16..18].copy_from_slice(&(IFF_TUN | IFF_NO_PI).to_ne_bytes());
+    ifr[16..18].copy_from_slice(&(kind | IFF_NO_PI).to_ne_bytes());
     // SAFETY: TUNSETIFF takes a struct ifreq (40 bytes) that lives across the call.
     if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, ifr.as_mut_ptr()) } < 0 {
         return Err(io::Error::last_os_error());

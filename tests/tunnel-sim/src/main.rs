@@ -1,10 +1,11 @@
 //! `tunnel-sim`: hosts the real tunnel.kext in the simulated kernel and carries real traffic.
 //!
 //! ```text
-//! tunnel-sim host --ns-a A --ns-b B [--ns-host R] [--fuse DIR] [--relay inproc|none]
+//! tunnel-sim host --ns-a A --ns-b B [--tap] [--ns-host R] [--fuse DIR] [--relay inproc|none]
 //!                 [--strict] [--stats FILE] [--ready FILE] [--max-seconds N]
 //! tunnel-sim relay --dev PATH --bind IP:PORT --peer IP:PORT [--max-seconds N]
-//! tunnel-sim plain --ns-a A --ns-b B [--ns-host R] [--ready FILE] [--max-seconds N]
+//! tunnel-sim taprelay --dev0 PATH --dev1 PATH [--max-seconds N]
+//! tunnel-sim plain --ns-a A --ns-b B [--tap] [--ns-host R] [--ready FILE] [--max-seconds N]
 //! ```
 //!
 //! `host` joins namespace R (if given) before anything else, boots the sim (fast, or strict
@@ -14,10 +15,20 @@
 //! runs the in-process relay, writes its counters to FILE every 200 ms, and on SIGTERM/SIGINT
 //! stops everything, unloads the driver (leak-checked) and prints the final counters.
 //!
+//! With `--tap` the host does the same for tap units (docs/tap-contract.md section 17): it
+//! reads the MACs of the sim's tap0 and tap1 (device `SIOCGIFADDR`), creates Linux taps `ta0`
+//! in A (10.77.0.1/24, fd77::1/64, tap0's MAC) and `tb0` in B (.2, ::2, tap1's MAC), bridges
+//! them frame by frame ([`tunnel_sim::tap_bridge`]), serves `/dev/tapN` as FUSE files and/or
+//! runs the in-process linker between `/dev/tap0` and `/dev/tap1`.
+//!
 //! `relay` is the VTun-like relay as its own process over a device file (the FUSE file).
 //!
-//! `plain` is the benchmark baseline (scripts/bench.sh, L2): the same two Linux tun devices,
-//! relayed by plain threads with one cross-thread queue hop per direction and no driver.
+//! `taprelay` is the VTun-like linker as its own process between two device files (the FUSE
+//! `tap0` and `tap1`): select, read, write.
+//!
+//! `plain` is the benchmark baseline (scripts/bench.sh, L2): the same two Linux tun devices
+//! (with `--tap`: the two Linux taps), relayed by plain threads with one cross-thread queue hop
+//! per direction and no driver.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -26,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tunnel_sim::bridge::{self, Bridge, Side};
 use tunnel_sim::linux_tun::{self, LinuxTun};
+use tunnel_sim::tap_bridge::{self, TapBridge, TapSide};
 use tunnel_sim::{fusedev, relay};
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -118,6 +130,103 @@ fn linux_side(ns: &str, unit: usize) -> Result<Side, String> {
     })
 }
 
+/// Creates and configures the Linux tap of tap unit `unit` in namespace `ns`: `ta0`/`tb0`
+/// with `mac` (the sim unit's), 10.77.0.N/24 and fd77::N/64 without DAD.
+fn linux_tap(ns: &str, unit: usize, mac: Option<[u8; 6]>) -> Result<LinuxTun, String> {
+    let name = tap_bridge::linux_name(unit);
+    let tap = LinuxTun::create_tap_in(&ns_path(ns), name)
+        .map_err(|e| format!("tap {name} in {ns}: {e}"))?;
+    let (v4, v6) = tap_bridge::linux_addrs(unit);
+    ip(&["-n", ns, "link", "set", "lo", "up"])?;
+    if let Some(mac) = mac {
+        ip(&[
+            "-n",
+            ns,
+            "link",
+            "set",
+            name,
+            "address",
+            &tap_bridge::mac_text(&mac),
+        ])?;
+    }
+    // No link-local address (no router solicitations); the global one without DAD.
+    ip(&["-n", ns, "link", "set", name, "addrgenmode", "none"])?;
+    ip(&["-n", ns, "link", "set", name, "up"])?;
+    ip(&["-n", ns, "addr", "add", &v4, "dev", name])?;
+    ip(&["-n", ns, "-6", "addr", "add", &v6, "dev", name, "nodad"])?;
+    Ok(tap)
+}
+
+/// The Linux tap of `unit`, carrying the MAC of the sim's `tapN` (section 17, step 2).
+fn linux_tap_side(ns: &str, unit: usize) -> Result<TapSide, String> {
+    let mac =
+        tap_bridge::sim_mac(unit).map_err(|e| format!("/dev/tap{unit} SIOCGIFADDR: {e:?}"))?;
+    Ok(TapSide {
+        unit,
+        dev: linux_tap(ns, unit, Some(mac))?,
+        mac,
+        counters: Default::default(),
+    })
+}
+
+/// The bridge of the host's kind of unit.
+enum Bridged {
+    Tun(Bridge),
+    Tap(TapBridge),
+}
+
+impl Bridged {
+    fn stats_text(&self) -> String {
+        match self {
+            Bridged::Tun(b) => b.stats_text(),
+            Bridged::Tap(b) => b.stats_text(),
+        }
+    }
+    fn stop(self) {
+        match self {
+            Bridged::Tun(b) => b.stop(),
+            Bridged::Tap(b) => b.stop(),
+        }
+    }
+}
+
+/// The in-process client of the host's kind of unit.
+enum InProc {
+    Tun(relay::InProcRelay),
+    Tap(relay::TapRelay),
+}
+
+impl InProc {
+    /// Stops it, after printing its counters.
+    fn stop(self) {
+        match self {
+            InProc::Tun(r) => {
+                for (u, e) in r.endpoints.iter().enumerate() {
+                    let c = &e.counters;
+                    eprintln!(
+                        "tunnel-sim: in-process relay unit{u}: dev->udp {} udp->dev {} write errors {}",
+                        c.dev_to_udp.load(Ordering::Relaxed),
+                        c.udp_to_dev.load(Ordering::Relaxed),
+                        c.write_errors.load(Ordering::Relaxed)
+                    );
+                }
+                r.stop();
+            }
+            InProc::Tap(r) => {
+                let c = &r.counters;
+                eprintln!(
+                    "tunnel-sim: in-process tap linker: tap0->tap1 {} tap1->tap0 {} write errors {} read errors {}",
+                    c.zero_to_one.load(Ordering::Relaxed),
+                    c.one_to_zero.load(Ordering::Relaxed),
+                    c.write_errors.load(Ordering::Relaxed),
+                    c.read_errors.load(Ordering::Relaxed)
+                );
+                r.stop();
+            }
+        }
+    }
+}
+
 fn write_atomic(path: &PathBuf, text: &str) {
     let tmp = path.with_extension("tmp");
     if std::fs::write(&tmp, text).is_ok() {
@@ -136,24 +245,40 @@ fn host(args: &Args) -> Result<(), String> {
     let max = args.max_seconds();
     install_signal_handlers();
     tunnel_sim::boot_and_load(args.flag("--strict"));
-    let sides = vec![linux_side(&ns_a, 0)?, linux_side(&ns_b, 1)?];
-    let bridge = Bridge::start(sides);
-    let configure: fusedev::OnOpen = Arc::new(bridge::configure_sim_interface);
+    let tap = args.flag("--tap");
+    let (bridge, configure, kind): (Bridged, fusedev::OnOpen, &'static str) = if tap {
+        let sides = vec![linux_tap_side(&ns_a, 0)?, linux_tap_side(&ns_b, 1)?];
+        (
+            Bridged::Tap(TapBridge::start(sides)),
+            Arc::new(tap_bridge::configure_sim_tap),
+            "tap",
+        )
+    } else {
+        let sides = vec![linux_side(&ns_a, 0)?, linux_side(&ns_b, 1)?];
+        (
+            Bridged::Tun(Bridge::start(sides)),
+            Arc::new(bridge::configure_sim_interface),
+            "tun",
+        )
+    };
     let fuse = match args.value("--fuse") {
         Some(dir) => {
             fusedev::available()?;
             Some(
-                fusedev::mount(std::path::Path::new(&dir), 2, Arc::clone(&configure))
+                fusedev::mount_kind(std::path::Path::new(&dir), kind, 2, Arc::clone(&configure))
                     .map_err(|e| format!("mount FUSE at {dir}: {e}"))?,
             )
         }
         None => None,
     };
     let inproc = match args.value("--relay").as_deref() {
-        Some("inproc") => Some(
+        Some("inproc") if tap => Some(InProc::Tap(
+            relay::TapRelay::start(&*configure).map_err(|e| format!("relay: {e}"))?,
+        )),
+        Some("inproc") => Some(InProc::Tun(
             relay::InProcRelay::start(&*configure, relay::Transport::Udp)
                 .map_err(|e| format!("relay: {e}"))?,
-        ),
+        )),
         Some("none") | None => None,
         Some(other) => return Err(format!("unknown relay {other}")),
     };
@@ -169,15 +294,6 @@ fn host(args: &Args) -> Result<(), String> {
         }
     }
     if let Some(r) = inproc {
-        for (u, e) in r.endpoints.iter().enumerate() {
-            let c = &e.counters;
-            eprintln!(
-                "tunnel-sim: in-process relay unit{u}: dev->udp {} udp->dev {} write errors {}",
-                c.dev_to_udp.load(Ordering::Relaxed),
-                c.udp_to_dev.load(Ordering::Relaxed),
-                c.write_errors.load(Ordering::Relaxed)
-            );
-        }
         r.stop();
     }
     if let Some((session, open)) = fuse {
@@ -208,16 +324,22 @@ fn host(args: &Args) -> Result<(), String> {
     }
 }
 
-/// The L2 baseline: tun0 (A) and tun1 (B) joined by a reader thread, a bounded queue and a
-/// writer thread per direction: the shape of the driver's path minus the driver.
+/// The L2 baseline: tun0 (A) and tun1 (B) (with `--tap`: the taps `ta0` and `tb0`, each with
+/// the MAC Linux gave it) joined by a reader thread, a bounded queue and a writer thread per
+/// direction: the shape of the driver's path minus the driver.
 fn plain(args: &Args) -> Result<(), String> {
     if let Some(ns) = args.value("--ns-host") {
         linux_tun::enter_netns(&ns_path(&ns)).map_err(|e| format!("join {ns}: {e}"))?;
     }
     let max = args.max_seconds();
     install_signal_handlers();
-    let a = Arc::new(linux_side(&args.required("--ns-a")?, 0)?.tun);
-    let b = Arc::new(linux_side(&args.required("--ns-b")?, 1)?.tun);
+    let (ns_a, ns_b) = (args.required("--ns-a")?, args.required("--ns-b")?);
+    let (a, b) = if args.flag("--tap") {
+        (linux_tap(&ns_a, 0, None)?, linux_tap(&ns_b, 1, None)?)
+    } else {
+        (linux_side(&ns_a, 0)?.tun, linux_side(&ns_b, 1)?.tun)
+    };
+    let (a, b) = (Arc::new(a), Arc::new(b));
     let mut threads = Vec::new();
     for (from, to) in [(Arc::clone(&a), Arc::clone(&b)), (b, a)] {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(1024);
@@ -286,18 +408,63 @@ fn relay_process(args: &Args) -> Result<(), String> {
     std::process::exit(0);
 }
 
+/// The linker as its own process between two device files (the FUSE `tap0` and `tap1`),
+/// opened non-blocking: select, read, write until SIGTERM or `--max-seconds`.
+fn taprelay_process(args: &Args) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    install_signal_handlers();
+    let paths = [args.required("--dev0")?, args.required("--dev1")?];
+    let max = args.max_seconds();
+    let open = |path: &str| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| format!("open {path}: {e}"))
+    };
+    let pair = relay::FilePair([open(&paths[0])?, open(&paths[1])?]);
+    let counters = relay::LinkCounters::default();
+    let deadline = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let deadline = Arc::clone(&deadline);
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            while !STOP.load(Ordering::SeqCst) && started.elapsed() < max {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            deadline.store(true, Ordering::SeqCst);
+            STOP.store(true, Ordering::SeqCst);
+        })
+    };
+    relay::link(&pair, &STOP, &counters);
+    let _ = watchdog.join();
+    println!(
+        "taprelay {} <-> {}: {} frames one way, {} the other, write errors {}, read errors {}",
+        paths[0],
+        paths[1],
+        counters.zero_to_one.load(Ordering::Relaxed),
+        counters.one_to_zero.load(Ordering::Relaxed),
+        counters.write_errors.load(Ordering::Relaxed),
+        counters.read_errors.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = Args(argv.clone());
     let result = match argv.first().map(String::as_str) {
         Some("host") => host(&args),
         Some("relay") => relay_process(&args),
+        Some("taprelay") => taprelay_process(&args),
         Some("plain") => plain(&args),
         _ => Err(
-            "usage: tunnel-sim host --ns-a A --ns-b B [--ns-host R] [--fuse DIR] \
+            "usage: tunnel-sim host --ns-a A --ns-b B [--tap] [--ns-host R] [--fuse DIR] \
                   [--relay inproc|none] [--strict] [--stats FILE] [--ready FILE] \
                   [--max-seconds N] | tunnel-sim relay --dev PATH --bind IP:PORT --peer IP:PORT \
-                  | tunnel-sim plain --ns-a A --ns-b B [--ns-host R] [--ready FILE]"
+                  | tunnel-sim taprelay --dev0 PATH --dev1 PATH \
+                  | tunnel-sim plain --ns-a A --ns-b B [--tap] [--ns-host R] [--ready FILE]"
                 .to_string(),
         ),
     };

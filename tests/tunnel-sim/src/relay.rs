@@ -2,6 +2,9 @@
 //! as a UDP datagram to its peer; datagrams it receives are written to the device. It runs on
 //! any [`PacketDev`]: a real file (the FUSE `/dev/tunN` stand-in, as a separate process) or
 //! the simulated device through the syscall API (in-process, needs no FUSE).
+//!
+//! For tap units, [`link`] joins `/dev/tap0` and `/dev/tap1` directly, as VTun's linker joins
+//! its two descriptors: `select` on both, then `read` one frame and `write` it to the other.
 
 use crate::errno_map::io_error;
 use std::fs::File;
@@ -257,6 +260,191 @@ impl InProcRelay {
         for e in self.endpoints {
             e.stop();
         }
+        for fd in self.fds {
+            let _ = syscalls::close(fd);
+        }
+    }
+}
+
+/// Two frame devices a [`link`] joins directly (tap units: `/dev/tap0` ⇄ `/dev/tap1`).
+pub trait DevicePair: Send + Sync {
+    /// `select(2)` for reading on both, waiting at most `timeout`: which are readable.
+    fn select(&self, timeout: Duration) -> io::Result<[bool; 2]>;
+    /// Reads one frame from device `side` (0 or 1); `WouldBlock` when there is none.
+    fn read(&self, side: usize, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes one frame to device `side`.
+    fn write(&self, side: usize, frame: &[u8]) -> io::Result<usize>;
+}
+
+/// Counters of a [`link`].
+#[derive(Default)]
+pub struct LinkCounters {
+    /// Frames read from device 0 and written to device 1.
+    pub zero_to_one: AtomicU64,
+    /// Frames read from device 1 and written to device 0.
+    pub one_to_zero: AtomicU64,
+    /// Failed writes.
+    pub write_errors: AtomicU64,
+    /// Failed reads (other than "nothing there").
+    pub read_errors: AtomicU64,
+}
+
+/// VTun's linker loop (`lfd_linker`) between two devices: `select` on both (bounded by
+/// 100 ms, so `stop` is seen), then for each readable one, one `read` and one `write` of that
+/// frame to the other. Returns when `stop` is set.
+pub fn link(pair: &dyn DevicePair, stop: &AtomicBool, counters: &LinkCounters) {
+    let mut buf = vec![0u8; 65536];
+    while !stop.load(Ordering::SeqCst) {
+        let ready = match pair.select(Duration::from_millis(100)) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        for (from, _) in ready.iter().enumerate().filter(|(_, r)| **r) {
+            match pair.read(from, &mut buf) {
+                Ok(n) => {
+                    let moved = if from == 0 {
+                        &counters.zero_to_one
+                    } else {
+                        &counters.one_to_zero
+                    };
+                    match pair.write(1 - from, &buf[..n]) {
+                        Ok(_) => moved.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => counters.write_errors.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(_) => {
+                    counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
+
+/// Two simulated devices, through the syscall API (errno mapped to Linux).
+pub struct SimPair(pub [Fd; 2]);
+
+impl DevicePair for SimPair {
+    fn select(&self, timeout: Duration) -> io::Result<[bool; 2]> {
+        let (readable, _) = syscalls::select(&self.0, &[], Some(timeout)).map_err(io_error)?;
+        Ok([readable.contains(&self.0[0]), readable.contains(&self.0[1])])
+    }
+    fn read(&self, side: usize, buf: &mut [u8]) -> io::Result<usize> {
+        syscalls::read(self.0[side], buf).map_err(io_error)
+    }
+    fn write(&self, side: usize, frame: &[u8]) -> io::Result<usize> {
+        syscalls::write(self.0[side], frame).map_err(io_error)
+    }
+}
+
+/// Two real files (the FUSE `/dev/tapN` stand-ins), through Linux `select`, `read`, `write`.
+pub struct FilePair(pub [File; 2]);
+
+impl DevicePair for FilePair {
+    fn select(&self, timeout: Duration) -> io::Result<[bool; 2]> {
+        use std::os::fd::AsRawFd;
+        let fds = [self.0[0].as_raw_fd(), self.0[1].as_raw_fd()];
+        // SAFETY: an all-zero fd_set is a valid empty set (FD_ZERO).
+        let mut set: libc::fd_set = unsafe { std::mem::zeroed() };
+        for fd in fds {
+            assert!(
+                (0..libc::FD_SETSIZE as i32).contains(&fd),
+                "fd {fd} beyond FD_SETSIZE"
+            );
+            // SAFETY: `fd` is an open descriptor below FD_SETSIZE; `set` is a live fd_set.
+            unsafe { libc::FD_SET(fd, &mut set) };
+        }
+        let mut tv = libc::timeval {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+        };
+        let nfds = fds[0].max(fds[1]) + 1;
+        // SAFETY: `set` and `tv` are live for the call; no write or except sets.
+        let rc = unsafe {
+            libc::select(
+                nfds,
+                &mut set,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut tv,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: FD_ISSET on the set select filled in, for descriptors below FD_SETSIZE.
+        Ok(fds.map(|fd| unsafe { libc::FD_ISSET(fd, &set) }))
+    }
+    fn read(&self, side: usize, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.0[side]).read(buf)
+    }
+    fn write(&self, side: usize, frame: &[u8]) -> io::Result<usize> {
+        (&self.0[side]).write(frame)
+    }
+}
+
+/// The in-process tap relay: `/dev/tap0` ⇄ `/dev/tap1` through the syscall API, one linker
+/// on a simulated thread (docs/tap-contract.md section 17, step 4).
+pub struct TapRelay {
+    /// Counters.
+    pub counters: Arc<LinkCounters>,
+    stop: Arc<AtomicBool>,
+    linker: proc::SimThread<()>,
+    fds: [Fd; 2],
+}
+
+impl TapRelay {
+    /// Opens both units non-blocking (configuring each interface with `configure` right after
+    /// its open, as a client runs `ifconfig tapN up`) and starts the linker.
+    pub fn start(configure: &dyn Fn(usize)) -> io::Result<TapRelay> {
+        let mut fds = Vec::new();
+        for unit in 0..2 {
+            let opened = syscalls::open(
+                &format!("/dev/tap{unit}"),
+                syscalls::O_RDWR | syscalls::O_NONBLOCK,
+            );
+            let fd = match opened {
+                Ok(fd) => fd,
+                Err(e) => {
+                    for fd in fds {
+                        let _ = syscalls::close(fd);
+                    }
+                    return Err(io_error(e));
+                }
+            };
+            configure(unit);
+            fds.push(fd);
+        }
+        let fds = [fds[0], fds[1]];
+        let counters = Arc::new(LinkCounters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let linker = {
+            let (counters, stop) = (Arc::clone(&counters), Arc::clone(&stop));
+            proc::spawn_thread(proc::INIT_PID, move || {
+                link(&SimPair(fds), &stop, &counters)
+            })
+        };
+        Ok(TapRelay {
+            counters,
+            stop,
+            linker,
+            fds,
+        })
+    }
+
+    /// Stops the linker (it sees the flag within one `select` timeout) and closes both units.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.linker.join();
         for fd in self.fds {
             let _ = syscalls::close(fd);
         }

@@ -22,12 +22,13 @@ use xnu_sim::{netinspect, stack};
 
 struct Mounted {
     dir: PathBuf,
+    kind: &'static str,
     session: Option<(fuser::BackgroundSession, fusedev::OpenFiles)>,
 }
 
 impl Mounted {
     fn path(&self, unit: usize) -> PathBuf {
-        self.dir.join(format!("tun{unit}"))
+        self.dir.join(format!("{}{unit}", self.kind))
     }
 
     /// Unmounts, closes what is left, unloads with zero leaks.
@@ -53,9 +54,15 @@ impl Drop for Mounted {
     }
 }
 
-/// Boots, loads and mounts. Fails, naming the precondition, when this machine cannot: a test
-/// that cannot run must not pass (scripts/test.sh reports the group skipped instead).
+/// Boots, loads and mounts `/dev/tun0` and `/dev/tun1`. Fails, naming the precondition, when
+/// this machine cannot: a test that cannot run must not pass (scripts/test.sh reports the group
+/// skipped instead).
 fn mount(test: &str) -> Mounted {
+    mount_kind(test, "tun", Arc::new(configure_sim_interface))
+}
+
+/// As [`mount`], for the units of `kind` (`tun` or `tap`), configured by `on_open`.
+fn mount_kind(test: &str, kind: &'static str, on_open: fusedev::OnOpen) -> Mounted {
     // SAFETY: plain getter.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(
@@ -72,9 +79,10 @@ fn mount(test: &str) -> Mounted {
     tunnel_sim::boot_and_load(true);
     let dir = std::env::temp_dir().join(format!("tunnel-sim-test.{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let session = fusedev::mount(&dir, 2, Arc::new(configure_sim_interface)).expect("mount");
+    let session = fusedev::mount_kind(&dir, kind, 2, on_open).expect("mount");
     Mounted {
         dir,
+        kind,
         session: Some(session),
     }
 }
@@ -284,5 +292,71 @@ fn fuse_ioctls_are_remapped_to_bsd() {
         "unmapped BSD _IOW: Linux copies out, not in"
     );
     drop(file);
+    m.finish();
+}
+
+/// Section 17 step 4 of docs/tap-contract.md over FUSE: the tap files are served, and the
+/// VTun-like linker joins them with Linux select (FUSE poll and its notifications), read and
+/// write on non-blocking descriptors; a frame raw-output on tap0 reaches tap1's `ifnet_input`
+/// byte for byte (TO5, TR-1, TW8), and one from tap1 reaches tap0.
+#[test]
+fn fuse_tap_files_are_linked_by_select_read_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tunnel_sim::relay::{link, FilePair, LinkCounters};
+    use tunnel_sim::tap_bridge::{configure_sim_tap, sim_mac};
+    let m = mount_kind("fuse_tap_link", "tap", Arc::new(configure_sim_tap));
+    // Read before the files are opened (the device is exclusive, U-3).
+    let macs = [sim_mac(0).expect("tap0 MAC"), sim_mac(1).expect("tap1 MAC")];
+    let (tx, rx) = std::sync::mpsc::channel::<(String, Vec<u8>)>();
+    for name in ["tap0", "tap1"] {
+        let tx = std::sync::Mutex::new(tx.clone());
+        netinspect::set_frame_in_hook(
+            name,
+            Some(Arc::new(move |f: &netinspect::FrameIn| {
+                let _ = tx.lock().unwrap().send((name.to_string(), f.bytes.clone()));
+            })),
+        );
+    }
+    let pair = Arc::new(FilePair([
+        open(&m.path(0), true).expect("open tap0 file"),
+        open(&m.path(1), true).expect("open tap1 file"),
+    ]));
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(LinkCounters::default());
+    let linker = {
+        let (pair, stop, counters) = (Arc::clone(&pair), Arc::clone(&stop), Arc::clone(&counters));
+        std::thread::spawn(move || link(&*pair, &stop, &counters))
+    };
+    let mut to1 = macs[1].to_vec();
+    to1.extend_from_slice(&macs[0]);
+    to1.extend_from_slice(&[0x08, 0x00]);
+    to1.extend_from_slice(&[0x45; 46]);
+    let mut to0 = macs[0].to_vec();
+    to0.extend_from_slice(&macs[1]);
+    to0.extend_from_slice(&[0x86, 0xdd]);
+    to0.extend_from_slice(&[0x60; 1400]);
+    stack::output_raw("tap0", &to1).expect("raw output on tap0");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).expect("linked"),
+        ("tap1".to_string(), to1)
+    );
+    stack::output_raw("tap1", &to0).expect("raw output on tap1");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).expect("linked"),
+        ("tap0".to_string(), to0)
+    );
+    stop.store(true, Ordering::SeqCst);
+    linker.join().unwrap();
+    assert_eq!(
+        (
+            counters.zero_to_one.load(Ordering::Relaxed),
+            counters.one_to_zero.load(Ordering::Relaxed),
+            counters.write_errors.load(Ordering::Relaxed),
+        ),
+        (1, 1, 0)
+    );
+    netinspect::set_frame_in_hook("tap0", None);
+    netinspect::set_frame_in_hook("tap1", None);
+    drop(pair);
     m.finish();
 }
