@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Removes tunnel.kext from a Mac: unloads it, removes the LaunchDaemon that loads it at boot and
-# the bundle in /Library/Extensions, and reports what it removed.
+# the bundle in /Library/Extensions, tells macOS that /Library/Extensions changed
+# (touch /Library/Extensions; on 10.13-10.15 also kextcache --prune-staging, which drops staged
+# copies of kexts that are gone), and reports what it removed.
 #
 #   sudo scripts/uninstall.sh [--dry-run]
 #
+# On macOS 11 and later an unloaded kext stays active until the Mac restarts (it lives in the
+# auxiliary kernel collection); the script says so, and a reinstall needs that restart first.
+# It never runs "kmutil clear-staging": that would discard every vendor's staged kexts.
 # It refuses, changing nothing, while any /dev/tunN is open, and names the processes holding them.
 # --dry-run prints the commands that would change the system.
 set -u
@@ -25,6 +30,7 @@ done
 read_platform
 require_mac
 [ "$DRY_RUN" = 1 ] || require_root
+use_installed_bundle_id
 
 loaded=0
 is_loaded "$BUNDLE_ID" && loaded=1
@@ -47,19 +53,26 @@ if [ "$loaded" = 1 ]; then
 fi
 
 removed=""
+still_active=0
 if [ "$loaded" = 1 ]; then
     if ! unload_kext; then
         die "macOS refused to unload tunnel.kext: a /dev/tunN was probably opened in the meantime, or a" \
             "thread is still inside the driver. Close the programs using it and run uninstall.sh again." \
             "Nothing was removed."
     fi
-    removed="${removed}  unloaded $BUNDLE_ID from the kernel
+    if [ "$DRY_RUN" = 0 ] && is_loaded "$BUNDLE_ID"; then
+        still_active=1
+        removed="${removed}  asked macOS to unload $BUNDLE_ID; it stays active until the Mac restarts
 "
+    else
+        removed="${removed}  unloaded $BUNDLE_ID from the kernel
+"
+    fi
 fi
 
 if [ -e "$DAEMON_PLIST" ]; then
     # Fails harmlessly when the job is not registered (e.g. installed but not yet rebooted).
-    run launchctl bootout "system/$BUNDLE_ID" 2>/dev/null || true
+    run launchctl bootout "system/$DAEMON_LABEL" 2>/dev/null || true
     run rm -f "$DAEMON_PLIST" || die "could not remove $DAEMON_PLIST"
     removed="${removed}  $DAEMON_PLIST (LaunchDaemon; tunnel.kext no longer loads at boot)
 "
@@ -73,6 +86,12 @@ if [ -e "$KEXT_DEST" ]; then
     run rm -rf "$KEXT_DEST" || die "could not remove $KEXT_DEST"
     removed="${removed}  $KEXT_DEST
 "
+    # kextcache(8): macOS notices the change to /Library/Extensions.
+    run touch "$EXT_DIR" || warn "could not touch $EXT_DIR"
+    if ! uses_kmutil; then
+        # Drops staged copies (/Library/StagedExtensions) of kexts that are no longer installed.
+        run kextcache --prune-staging || warn "kextcache --prune-staging failed; macOS prunes staged copies itself later."
+    fi
 fi
 
 say ""
@@ -83,6 +102,11 @@ else
 fi
 printf '%s' "$removed"
 if uses_kmutil; then
-    say "On macOS 11 and later the auxiliary kernel collection keeps a copy until macOS rebuilds it;"
-    say "restart the Mac to finish."
+    if [ "$still_active" = 1 ]; then
+        say "On macOS 11 and later tunnel.kext stays active until the Mac restarts: /dev/tunN and tunN remain"
+        say "until then. Restart to finish; reinstalling also needs that restart first."
+    else
+        say "macOS 11 and later keep a copy in the auxiliary kernel collection until it is rebuilt:"
+        say "restart the Mac to finish (and before installing tunnel.kext again)."
+    fi
 fi
