@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Long mode of the reliability tests (issue 5): the stress, lifecycle-soak, fault-injection and
-# bad-input tests of tests/driver with TUNNEL_SOAK=1 (1,000 load/unload cycles, more stress
-# rounds, 16x the property-test cases), each test in its own process (one simulated kernel per
-# process), then the figures: cycles run, operations per stress run, faults injected, bad
-# inputs tried, leaks found (must be 0) and the seed.
+# Long mode of the reliability tests (issue 5; tap units: issue 14): the stress, lifecycle-soak,
+# fault-injection and bad-input tests of tests/driver, tun's and tap's, with TUNNEL_SOAK=1
+# (1,000 load/unload cycles, more stress rounds, 16x the property-test cases), each test in its
+# own process (one simulated kernel per process), then the figures: cycles run, operations per
+# stress run, faults injected, bad inputs tried, leaks found (must be 0) and the seed.
 #
 #   scripts/soak.sh                       fresh seed
 #   XNUSIM_SEED=1234 scripts/soak.sh      replay a seed
@@ -43,7 +43,7 @@ binary() {
 passed=0
 failed=0
 start=$(date +%s)
-for target in stress soak faults bad_input; do
+for target in stress soak faults bad_input tap_stress tap_soak tap_faults tap_bad_input; do
     bin=$(binary "$target")
     if [ -z "$bin" ] || [ ! -x "$bin" ]; then
         echo "FAIL no test binary for $target"

@@ -128,12 +128,8 @@ pub static TAP: LinkKind = LinkKind {
     flags: IfFlags::BROADCAST
         .union(IfFlags::SIMPLEX)
         .union(IfFlags::MULTICAST),
-    // TC-4: everything but the stack's reference-counted PROMISC and ALLMULTI.
-    close_resets: IfFlags::UP
-        .union(IfFlags::RUNNING)
-        .union(IfFlags::BROADCAST)
-        .union(IfFlags::SIMPLEX)
-        .union(IfFlags::POINTOPOINT)
-        .union(IfFlags::MULTICAST)
-        .union(IfFlags::NOARP),
+    // TC-4: every flag (DEBUG and LINK0..2 too) but the stack's reference-counted PROMISC
+    // and ALLMULTI.
+    close_resets: IfFlags::from_bits_retain(u16::MAX)
+        .difference(IfFlags::PROMISC.union(IfFlags::ALLMULTI)),
 };

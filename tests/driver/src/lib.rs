@@ -8,6 +8,8 @@ use xnu_sim::{Config, Fd};
 // Links the driver into the test binary.
 use tunnel as _;
 
+pub mod tap;
+
 extern "C" {
     /// The shim's `kmod_info` (shim/shim.c).
     static mut kmod_info: KmodInfo;
