@@ -85,6 +85,11 @@ pub struct LinkKind {
 static_assertions::const_assert!(TUN_UNITS <= crate::limits::MAX_UNITS);
 static_assertions::const_assert!(TAP_UNITS <= crate::limits::MAX_UNITS);
 
+/// What close resets (docs/tun-contract.md section 10 step 5, docs/tap-contract.md TC-4): every
+/// flag (DEBUG and LINK0..2 too), but the stack's reference-counted PROMISC and ALLMULTI.
+const ALL_BUT_THE_STACKS: IfFlags =
+    IfFlags::from_bits_retain(u16::MAX).difference(IfFlags::PROMISC.union(IfFlags::ALLMULTI));
+
 /// `tunN` (docs/tun-contract.md sections 0, 2).
 pub static TUN: LinkKind = LinkKind {
     id: LinkId::Tun,
@@ -101,12 +106,7 @@ pub static TUN: LinkKind = LinkKind {
     max_write: TUNMRU,
     queue_limit: TUN_QLEN,
     flags: IfFlags::POINTOPOINT.union(IfFlags::MULTICAST),
-    close_resets: IfFlags::UP
-        .union(IfFlags::RUNNING)
-        .union(IfFlags::BROADCAST)
-        .union(IfFlags::POINTOPOINT)
-        .union(IfFlags::MULTICAST)
-        .union(IfFlags::NOARP),
+    close_resets: ALL_BUT_THE_STACKS,
 };
 
 /// `tapN` (docs/tap-contract.md sections 0, 2).
@@ -128,8 +128,5 @@ pub static TAP: LinkKind = LinkKind {
     flags: IfFlags::BROADCAST
         .union(IfFlags::SIMPLEX)
         .union(IfFlags::MULTICAST),
-    // TC-4: every flag (DEBUG and LINK0..2 too) but the stack's reference-counted PROMISC
-    // and ALLMULTI.
-    close_resets: IfFlags::from_bits_retain(u16::MAX)
-        .difference(IfFlags::PROMISC.union(IfFlags::ALLMULTI)),
+    close_resets: ALL_BUT_THE_STACKS, // TC-4
 };

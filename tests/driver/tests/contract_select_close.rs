@@ -103,7 +103,8 @@ fn close_restores_every_creation_default() {
     stack::add_address("tun4", AF_INET, &[10, 0, 0, 9]).unwrap();
     stack::add_address("tun4", AF_INET6, &V6_LOCAL).unwrap();
     stack::add_address("tun4", AF_INET6, &V6_LINK_LOCAL).unwrap();
-    stack::set_flags("tun4", IFF_NOARP, IFF_MULTICAST).unwrap();
+    // NOARP, and IFF_DEBUG and IFF_LINK0 (0x4, 0x1000): SIOCSIFFLAGS edits step 5 undoes.
+    stack::set_flags("tun4", IFF_NOARP | 0x4 | 0x1000, IFF_MULTICAST).unwrap();
     stack::set_mtu("tun4", 1280).unwrap();
     ioctl_int(fd, TUNSIFHEAD, 1).unwrap();
     syscalls::fcntl_setfl(fd, O_NONBLOCK | O_ASYNC).unwrap();
