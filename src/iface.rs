@@ -219,11 +219,23 @@ pub fn check_protocol(family: u32) -> Result<(), Errno> {
 /// shadow copy is kept; a NULL argument is tolerated.
 pub fn ioctl(ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
     let cmd = arg.cmd();
-    if cmd == ioctl::SIOCDIFADDR {
-        // The stack removes the address; nothing to do. Answered without the gate: unload
-        // removes the last addresses (ST-3) after the gate has closed, and XNU aborts the
-        // removal if the driver refuses.
-        return Ok(());
+    // Answered without the gate, touching no unit state: unload removes the last addresses
+    // and detaches the interface (ST-3, TL-3) after the gate has closed, and the stack sends
+    // these then. XNU aborts an address removal the driver refuses, and the protocol detaches
+    // of ifnet_detach_final (dlil.c) mark the interface down with a NULL SIOCSIFFLAGS.
+    match cmd {
+        // The stack removes the address; nothing to do.
+        ioctl::SIOCDIFADDR => return Ok(()),
+        // The stack has applied the flags already; any combination is fine (an Ethernet
+        // unit's RUNNING follows UP, TN-5).
+        ioctl::SIOCSIFFLAGS => {
+            let unit = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?;
+            if unit.kind().medium == Medium::Ethernet {
+                ether::running_follows_up(ifnet);
+            }
+            return Ok(());
+        }
+        _ => {}
     }
     let _gate = gate::enter()?;
     let unit = Unit::of_interface(ifnet).ok_or(Errno::ENXIO)?;
@@ -232,14 +244,6 @@ pub fn ioctl(ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
         ioctl::SIOCSIFADDR | ioctl::SIOCAIFADDR | ioctl::SIOCSIFDSTADDR => {
             let up = IfFlags::UP | IfFlags::RUNNING;
             ifnet.set_flags(up, up);
-            Ok(())
-        }
-        // SIOCSIFFLAGS: the stack has applied the flags already; any combination is fine
-        // (an Ethernet unit's RUNNING follows UP, TN-5).
-        ioctl::SIOCSIFFLAGS => {
-            if kind.medium == Medium::Ethernet {
-                ether::running_follows_up(ifnet);
-            }
             Ok(())
         }
         ioctl::SIOCADDMULTI | ioctl::SIOCDELMULTI => Ok(()),

@@ -377,3 +377,34 @@ fn solicitation_for_our_address_is_answered_with_an_advertisement() {
     );
     assert_eq!(link::nd_entry(NAME, PEER6), Some(PEER));
 }
+
+/// dlil.c `ifnet_detach_final`: the protocols still attached when an interface detaches are
+/// unplumbed (the Ethernet plumbers' detach); the last one marks the interface down and sends
+/// the driver `SIOCSIFFLAGS` with a NULL argument, before the interface is detached.
+#[test]
+fn detach_unplumbs_the_protocols_still_attached() {
+    let ifp = tap();
+    stack::add_address(NAME, AF_INET, &IP4).unwrap();
+    stack::add_address(NAME, AF_INET6, &V6).unwrap();
+    assert_eq!(interface(NAME).unwrap().protocols.len(), 2);
+    ifdrv::clear_ioctls();
+    // SAFETY: an attached ifnet of this test's driver, detached once.
+    assert_eq!(unsafe { ifdrv::ifnet_detach(ifp) }, 0);
+    let detached =
+        || interface(NAME).is_some_and(|i| i.state == xnu_sim::netinspect::IfState::Detached);
+    assert!(wait_until(std::time::Duration::from_secs(5), detached));
+    let info = interface(NAME).unwrap();
+    assert!(info.protocols.is_empty(), "{:?}", info.protocols);
+    assert_eq!(
+        info.flags & IFF_UP,
+        0,
+        "the last protocol detach marks it down"
+    );
+    assert_eq!(
+        ifdrv::ioctl_calls(),
+        vec![(ether::SIOCSIFFLAGS, true)],
+        "one NULL SIOCSIFFLAGS, when the last protocol goes"
+    );
+    // SAFETY: the allocation reference.
+    unsafe { ifdrv::ifnet_release(ifp) };
+}

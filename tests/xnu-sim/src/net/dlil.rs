@@ -183,6 +183,12 @@ extern "C" fn ifnet_detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t {
     if config::should_fail(Fault::IfnetDetachProtocol) {
         return Errno::EINVAL.0;
     }
+    detach_protocol(ifp, pf)
+}
+
+/// The detach itself (`dlil.c` `ifnet_detach_protocol` after its checks), also run by
+/// `ifnet_detach_final` for protocols still attached.
+pub(crate) fn detach_protocol(ifp: ifnet_t, pf: u32) -> errno_t {
     let (removed, del, last) = with_if(ifp, |i| {
         let removed = i.protocols.remove(&pf).is_some();
         (removed, i.callbacks.del_proto, i.protocols.is_empty())

@@ -295,6 +295,7 @@ extern "C" fn ifnet_detach(ifp: ifnet_t) -> errno_t {
                 late_output(ifp);
             }
             config::perturb_point();
+            unplumb_all(ifp);
             // Detached from the stack from here on; the callback tells the driver so.
             with(|t| {
                 t.table.get_mut(&ifp_addr).expect("detaching ifnet").state = IfState::Detached
@@ -335,6 +336,24 @@ fn late_output(ifp: ifnet_t) {
             0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
         ],
     );
+}
+
+/// `ifnet_detach_final` (bsd/net/dlil.c) removes every protocol still attached: for each one
+/// `proto_unplumb` (the plumber's detach, e.g. `ether_detach_inet`), and a protocol that
+/// stays is detached directly. The last detach marks the interface down and sends the driver
+/// `SIOCSIFFLAGS` with a NULL argument (`if_proto_free`), while the interface is detaching.
+fn unplumb_all(ifp: ifnet_t) {
+    let families: Vec<u32> = with_if(ifp, |i| {
+        let mut f: Vec<u32> = i.protocols.keys().copied().collect();
+        f.sort_unstable();
+        f
+    });
+    for pf in families {
+        crate::net::kpi_protocol::proto_unplumb(pf, ifp);
+        if with_if(ifp, |i| i.protocols.contains_key(&pf)) {
+            crate::net::dlil::detach_protocol(ifp, pf);
+        }
+    }
 }
 
 /// `ifnet_release` (bsd/net/kpi_interface.c → `dlil_if_free`): drops a reference; releasing one that is not live panics (stricter).
