@@ -227,6 +227,11 @@ void proc_signal(int pid, int signum);
 #define UIO_WRITE 1
 int uiomove(const char *cp, int n, struct uio *uio);
 user_ssize_t uio_resid(uio_t a_uio);
+
+/* Copies to the current process's memory (xnu bsd/sys/systm.h, libkern/copyio.h; exported by
+ * Libkern.exports, com.apple.kpi.libkern, at 10.13.0 and today): EFAULT on a bad address. */
+typedef u_int64_t user_addr_t;
+int copyout(const void *kaddr, user_addr_t udaddr, size_t len);
 int uio_rw(uio_t a_uio);
 
 /* ---- mbufs (xnu bsd/sys/kpi_mbuf.h) ---- */

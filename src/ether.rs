@@ -71,8 +71,7 @@ pub fn ioctl(unit: &'static Unit, ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Answer
             } else {
                 IFM_AVALID
             };
-            let done = arg.set_ifmediareq(MEDIA_1000_T_FDX, status);
-            Answer::Done(if done { Ok(()) } else { Err(Errno::EFAULT) })
+            Answer::Done(arg.set_ifmediareq(MEDIA_1000_T_FDX, status))
         }
         _ => Answer::NotMine,
     }

@@ -13,7 +13,7 @@ use super::ifnet::IfnetRef;
 use super::ioccom::{self, IFNAMSIZ, IFSTATMAX};
 use super::mbuf::Mbuf;
 use super::sys;
-use super::uio::{FromUser, ToUser, Uio};
+use super::uio::{copy_to_user, FromUser, ToUser, Uio};
 use core::ffi::{c_char, c_ulong, c_void};
 
 /// `d_read`'s `struct uio *`: a `UIO_READ` request, live for the call.
@@ -271,26 +271,46 @@ impl IfIoctlArg {
         true
     }
 
-    /// Answers `SIOCGIFMEDIA32`/`SIOCGIFMEDIA64` (`struct ifmediareq`, bsd/net/if_media.h):
-    /// `ifm_current` and `ifm_active` = `active`, `ifm_mask` 0, `ifm_status` = `status`,
-    /// `ifm_count` 1. The caller's media list is left alone. `false` for another command or
-    /// a NULL argument.
-    pub fn set_ifmediareq(&mut self, active: u32, status: u32) -> bool {
-        let media_cmd = self.cmd == ioccom::SIOCGIFMEDIA32 || self.cmd == ioccom::SIOCGIFMEDIA64;
-        if !media_cmd || self.data.0.is_null() {
-            return false;
+    /// Answers `SIOCGIFMEDIA32`/`SIOCGIFMEDIA64` (`struct ifmediareq`, bsd/net/if_media.h;
+    /// `ifmediareq64` is `pack(4)`): `ifm_current` and `ifm_active` = `active`, `ifm_mask` 0,
+    /// `ifm_status` = `status`; when the caller gave a media list (`ifm_ulist`, a user address)
+    /// with room for one word (`ifm_count` ≥ 1), `active` is copied out to it (`EFAULT` if that
+    /// fails); `ifm_count` becomes 1, the number of media. `EINVAL` for another command or a
+    /// NULL argument.
+    pub fn set_ifmediareq(&mut self, active: u32, status: u32) -> Result<(), Errno> {
+        let wide = match self.cmd {
+            ioccom::SIOCGIFMEDIA32 => false,
+            ioccom::SIOCGIFMEDIA64 => true,
+            _ => return Err(Errno::EINVAL),
+        };
+        if self.data.0.is_null() {
+            return Err(Errno::EINVAL);
+        }
+        let base = self.data.0.cast::<u8>();
+        // SAFETY: for SIOCGIFMEDIA32/64 the stack passes a `struct ifmediareq` of 40 or 44
+        // bytes (the size the command encodes): ints at 16..36, the list pointer at 36 (four
+        // bytes, or eight for the 64-bit form).
+        let (count, list) = unsafe {
+            let count = core::ptr::read_unaligned(base.add(IFNAMSIZ + 16).cast::<i32>());
+            let list = if wide {
+                core::ptr::read_unaligned(base.add(IFNAMSIZ + 20).cast::<u64>())
+            } else {
+                u64::from(core::ptr::read_unaligned(
+                    base.add(IFNAMSIZ + 20).cast::<u32>(),
+                ))
+            };
+            (count, list)
+        };
+        if list != 0 && count >= 1 {
+            copy_to_user(list, &(active as i32).to_ne_bytes())?;
         }
         // ifm_current, ifm_mask, ifm_status, ifm_active, ifm_count after the name.
         for (i, v) in [active, 0, status, active, 1].into_iter().enumerate() {
-            // SAFETY: for SIOCGIFMEDIA32/64 the stack passes a `struct ifmediareq` of 40 or 44
-            // bytes (the size the command encodes); these five ints lie at 16..36.
+            // SAFETY: as above; these five ints lie at 16..36.
             unsafe {
-                core::ptr::write_unaligned(
-                    self.data.0.cast::<u8>().add(IFNAMSIZ + 4 * i).cast::<i32>(),
-                    v as i32,
-                )
+                core::ptr::write_unaligned(base.add(IFNAMSIZ + 4 * i).cast::<i32>(), v as i32)
             };
         }
-        true
+        Ok(())
     }
 }

@@ -72,3 +72,11 @@ impl Uio<'_, FromUser> {
         unsafe { self.uiomove(data.as_mut_ptr(), data.len()) }
     }
 }
+
+/// Copies `data` to address `user` of the calling process (`copyout`): `EFAULT` when the kernel
+/// finds the address bad. Only the user's memory is written, and the kernel checks the range,
+/// so any address is safe to try.
+pub fn copy_to_user(user: u64, data: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `data` is readable for its length; copyout validates the user range itself.
+    check(unsafe { sys::copyout(data.as_ptr().cast(), user, data.len()) })
+}

@@ -19,6 +19,8 @@ const IFF_LINK0: u16 = 0x1000;
 const MEDIA_1000_T_FDX: i32 = 0x0010_0030;
 /// `SIOCGIFMEDIA32` (40-byte `ifmediareq`).
 const SIOCGIFMEDIA32: u32 = 0xc028_6938;
+/// `SIOCGIFMEDIA64` (44-byte `ifmediareq64`, `pack(4)`).
+const SIOCGIFMEDIA64: u32 = 0xc02c_6938;
 
 fn flags(name: &str) -> u16 {
     netinspect::interface(name).unwrap().flags
@@ -518,6 +520,52 @@ fn close_restores_the_creation_state_but_keeps_the_mac_tc2_tc3_tc4() {
     assert!(
         proc::signals_received(proc::INIT_PID).is_empty(),
         "TC-4: async off"
+    );
+    syscalls::close(fd).unwrap();
+    unload_clean();
+}
+
+/// TN table, `SIOCGIFMEDIA32`/`SIOCGIFMEDIA64`: with a media list (`ifm_ulist`) and room for
+/// one word (`ifm_count` ≥ 1) the one media word is copied out to it; a bad list address is
+/// `EFAULT`; `ifm_count` comes back 1 either way (a first call with count 0 sizes the list).
+#[test]
+fn media_list_gets_the_one_media_word_tn() {
+    boot_and_load();
+    let fd = open_tap(7);
+    let mut list = [0u8; 8];
+    // SIOCGIFMEDIA64: ulist is 8 bytes at 36.
+    let mut req = vec![0u8; 44];
+    stack::ioctl("tap7", SIOCGIFMEDIA64, &mut req).unwrap();
+    assert_eq!(
+        &req[32..36],
+        &1i32.to_ne_bytes(),
+        "count 0: told there is one"
+    );
+    {
+        let lent = xnu_sim::uio::lend_user_memory(&mut list);
+        req[32..36].copy_from_slice(&2i32.to_ne_bytes());
+        req[36..44].copy_from_slice(&lent.address().to_ne_bytes());
+        stack::ioctl("tap7", SIOCGIFMEDIA64, &mut req).unwrap();
+    }
+    assert_eq!(
+        &list[..4],
+        &MEDIA_1000_T_FDX.to_ne_bytes(),
+        "one word copied out"
+    );
+    assert_eq!(&list[4..], &[0; 4], "and only one");
+    assert_eq!(&req[32..36], &1i32.to_ne_bytes());
+    assert_eq!(
+        stack::ioctl("tap7", SIOCGIFMEDIA64, &mut req),
+        Err(xnu_sim::Errno::EFAULT),
+        "the list is no longer user memory"
+    );
+    // SIOCGIFMEDIA32: ulist is 4 bytes at 36; page zero.
+    let mut req32 = vec![0u8; 40];
+    req32[32..36].copy_from_slice(&1i32.to_ne_bytes());
+    req32[36..40].copy_from_slice(&16u32.to_ne_bytes());
+    assert_eq!(
+        stack::ioctl("tap7", SIOCGIFMEDIA32, &mut req32),
+        Err(xnu_sim::Errno::EFAULT)
     );
     syscalls::close(fd).unwrap();
     unload_clean();

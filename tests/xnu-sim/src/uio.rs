@@ -100,3 +100,64 @@ unsafe extern "C" fn uio_offset(uio: uio_t) -> i64 {
     // SAFETY: as in `uiomove`.
     unsafe { (*uio.cast::<SimUio>()).offset }
 }
+
+/// The user memory of the simulated process that `copyout` may write: ranges a test lends
+/// with [`lend_user_memory`] (an ioctl argument's list buffer, for example). Anything else is
+/// unmapped, as far as the simulated kernel knows.
+static USER_MEMORY: std::sync::Mutex<Vec<(u64, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// A range of the test's memory lent to the simulated process while this lives.
+pub struct LentUserMemory {
+    start: u64,
+    len: usize,
+}
+
+/// Lends `buf` to the simulated process as user memory: `copyout` may write it until the
+/// returned guard is dropped. Its user address is the buffer's own address.
+pub fn lend_user_memory(buf: &mut [u8]) -> LentUserMemory {
+    let lent = LentUserMemory {
+        start: buf.as_mut_ptr() as u64,
+        len: buf.len(),
+    };
+    USER_MEMORY.lock().unwrap().push((lent.start, lent.len));
+    lent
+}
+
+impl LentUserMemory {
+    /// The user address of the lent range.
+    pub fn address(&self) -> u64 {
+        self.start
+    }
+}
+
+impl Drop for LentUserMemory {
+    fn drop(&mut self) {
+        let mut lent = USER_MEMORY.lock().unwrap();
+        if let Some(at) = lent.iter().position(|&r| r == (self.start, self.len)) {
+            lent.swap_remove(at);
+        }
+    }
+}
+
+/// `copyout` (osfmk/x86_64/copyio.c `copyout` → `copyio`, osfmk/arm64/copyio.c on arm64):
+/// copies `len` kernel bytes to the current process's address `udaddr`; `EFAULT` unless the
+/// whole range lies in user memory a test lent ([`lend_user_memory`]): page zero, a wrapping
+/// range and every address nobody lent fault, as unmapped user addresses do in XNU.
+#[no_mangle]
+unsafe extern "C" fn copyout(kaddr: *const std::ffi::c_void, udaddr: u64, len: usize) -> c_int {
+    let Some(end) = udaddr.checked_add(len as u64) else {
+        return Errno::EFAULT.0;
+    };
+    let mapped = USER_MEMORY
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|&(start, n)| udaddr >= start && end <= start + n as u64);
+    if !mapped {
+        return Errno::EFAULT.0;
+    }
+    // SAFETY: the KPI contract: `kaddr` holds `len` readable bytes; the destination lies in
+    // a buffer a test lent and keeps alive (and borrowed mutably) for as long as it is lent.
+    unsafe { std::ptr::copy_nonoverlapping(kaddr.cast::<u8>(), udaddr as *mut u8, len) };
+    0
+}

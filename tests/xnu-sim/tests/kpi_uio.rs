@@ -14,6 +14,7 @@ use xnu_sim::syscalls::{self as sys, O_RDWR};
 extern "C" {
     fn uio_rw(uio: uio_t) -> c_int;
     fn uio_offset(uio: uio_t) -> i64;
+    fn copyout(kaddr: *const std::ffi::c_void, udaddr: u64, len: usize) -> c_int;
 }
 
 /// What the driver saw of one request: (uio_rw, [(uio_offset, uio_resid)] before the first
@@ -162,4 +163,34 @@ fn uio_rw_and_uio_offset_follow_the_request() {
         "uio_rw is the direction; every uiomove advances uio_offset and lowers uio_resid"
     );
     sys::close(fd).unwrap();
+}
+
+/// `copyout` (osfmk/x86_64/copyio.c `copyio`): the bytes land in user memory; page zero, a
+/// wrapping range, a range running past the lent memory and memory no longer lent are
+/// `EFAULT`.
+#[test]
+fn copyout_writes_user_memory_and_faults_elsewhere() {
+    boot();
+    let src = [1u8, 2, 3, 4];
+    let mut dst = [0u8; 4];
+    let lent = xnu_sim::uio::lend_user_memory(&mut dst);
+    let at = lent.address();
+    // SAFETY: `src` is readable for four bytes; every destination is checked by copyout.
+    unsafe {
+        assert_eq!(copyout(src.as_ptr().cast(), at, 4), 0);
+        assert_eq!(
+            copyout(src.as_ptr().cast(), at + 1, 4),
+            xnu_sim::Errno::EFAULT.0
+        );
+        assert_eq!(copyout(src.as_ptr().cast(), 0, 4), xnu_sim::Errno::EFAULT.0);
+        assert_eq!(
+            copyout(src.as_ptr().cast(), u64::MAX - 1, 4),
+            xnu_sim::Errno::EFAULT.0
+        );
+    }
+    drop(lent);
+    // SAFETY: as above.
+    let after = unsafe { copyout(src.as_ptr().cast(), at, 4) };
+    assert_eq!(after, xnu_sim::Errno::EFAULT.0, "no longer lent");
+    assert_eq!(dst, src);
 }
