@@ -914,13 +914,16 @@ sh_run sign.sh --p12
 expect_out "sign.sh --p12 without a file prints usage and exits 2" 2 "needs a file name" "usage:"
 
 fresh
-if command -v rcodesign >/dev/null 2>&1; then
-    skip "sign.sh without rcodesign: this host has a real rcodesign on PATH"
-else
-    PATH="$bin_nors:$PATH" "$scripts/sign.sh" --p12 "$tmp/cert.p12" "$bundle" >"$tmp/out" 2>&1
-    rc=$?
-    expect_out "sign.sh without rcodesign says how to install it" 1 "rcodesign is not installed" "cargo install --locked apple-codesign"
-fi
+# The host may have a real rcodesign (scripts/lib/deps.sh installs one for the package suite):
+# drop every PATH entry that holds one.
+path_nors=$bin_nors
+IFS=: read -ra path_dirs <<<"$PATH"
+for d in "${path_dirs[@]}"; do
+    [ -n "$d" ] && [ ! -x "$d/rcodesign" ] && path_nors="$path_nors:$d"
+done
+PATH="$path_nors" "$scripts/sign.sh" --p12 "$tmp/cert.p12" "$bundle" >"$tmp/out" 2>&1
+rc=$?
+expect_out "sign.sh without rcodesign says how to install it" 1 "rcodesign is not installed" "cargo install --locked apple-codesign"
 
 # --- shellcheck ---------------------------------------------------------------------------------
 if ! command -v shellcheck >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
