@@ -9,6 +9,9 @@
 # On macOS 11 and later an unloaded kext stays active until the Mac restarts (it lives in the
 # auxiliary kernel collection); the script says so, and a reinstall needs that restart first.
 # It never runs "kmutil clear-staging": that would discard every vendor's staged kexts.
+# What the installer package (scripts/package.sh) added goes too: the support files in
+# /Library/Application Support/tunnel.kext (this script's packaged copy among them) and the
+# package's receipt (pkgutil --forget <bundle id>.pkg).
 # It refuses, changing nothing, while any /dev/tunN is open, and names the processes holding them.
 # --dry-run prints the commands that would change the system.
 set -u
@@ -31,10 +34,15 @@ read_platform
 require_mac
 [ "$DRY_RUN" = 1 ] || require_root
 use_installed_bundle_id
+support_dir="$ROOT/Library/Application Support/$KEXT_NAME"
+pkg_id=$BUNDLE_ID.pkg
+receipt=0
+command -v pkgutil >/dev/null 2>&1 && pkgutil --pkg-info "$pkg_id" >/dev/null 2>&1 && receipt=1
 
 loaded=0
 is_loaded "$BUNDLE_ID" && loaded=1
-if [ "$loaded" = 0 ] && [ ! -e "$KEXT_DEST" ] && [ ! -e "$DAEMON_PLIST" ]; then
+if [ "$loaded" = 0 ] && [ ! -e "$KEXT_DEST" ] && [ ! -e "$DAEMON_PLIST" ] && [ ! -e "$support_dir" ] &&
+    [ "$receipt" = 0 ]; then
     say "tunnel.kext is not installed and not loaded: nothing to remove."
     exit 0
 fi
@@ -92,6 +100,18 @@ if [ -e "$KEXT_DEST" ]; then
         # Drops staged copies (/Library/StagedExtensions) of kexts that are no longer installed.
         run kextcache --prune-staging || warn "kextcache --prune-staging failed; macOS prunes staged copies itself later."
     fi
+fi
+
+# Last: the packaged copy of this script may be running from there (bash keeps reading it).
+if [ -e "$support_dir" ]; then
+    run rm -rf "$support_dir" || warn "could not remove $support_dir"
+    removed="${removed}  $support_dir (the package's uninstaller, status.sh and selftest.sh)
+"
+fi
+if [ "$receipt" = 1 ]; then
+    run pkgutil --forget "$pkg_id" || warn "could not remove the receipt $pkg_id (pkgutil --forget)"
+    removed="${removed}  the installer package's receipt $pkg_id (pkgutil --forget)
+"
 fi
 
 say ""

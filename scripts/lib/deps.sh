@@ -37,3 +37,25 @@ ensure_build_deps() {
     rustup toolchain install >/dev/null 2>&1 || rustup show >/dev/null
     command -v cargo-nextest >/dev/null 2>&1 || cargo install --locked cargo-nextest
 }
+
+# What tests/suites/package.sh reads the installer package with: bsdtar for XAR and cpio,
+# duktape for the Distribution's JavaScript, openssl for the signature. rcodesign, which signs
+# it, is built from crates.io (~15 minutes on two cores, once), so it is installed only when
+# asked (RCODESIGN_INSTALL=1, or scripts/release.sh): a first scripts/test.sh on a fresh machine
+# stays within its time budget and reports the signing checks skipped without it.
+ensure_package_deps() {
+    if [ "$(uname -s)" = Linux ]; then
+        apt_install libarchive-tools duktape openssl python3 || return 1
+    fi
+    if [ "${RCODESIGN_INSTALL:-0}" = 1 ]; then
+        ensure_rcodesign || return 1
+    fi
+}
+
+# rcodesign (apple-codesign), pinned: the signature tests know its output.
+RCODESIGN_VERSION=0.29.0
+ensure_rcodesign() {
+    command -v rcodesign >/dev/null 2>&1 && return 0
+    echo "installing rcodesign (apple-codesign $RCODESIGN_VERSION) with cargo; this takes a while, once"
+    cargo install --locked --quiet apple-codesign --version "$RCODESIGN_VERSION"
+}
