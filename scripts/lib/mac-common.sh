@@ -21,10 +21,11 @@
 #   Tunnelblick's installer: touch /Library/Extensions after changing kexts (kextcache(8)).
 
 KEXT_NAME=tunnel.kext
-# Other drivers that make /dev/tunN and tunN: tuntaposx (net.sf.tuntaposx.tun), Tunnelblick's
-# copy of it (net.tunnelblick.tun) and the identifier both used before (foo.tun). Two tun drivers
-# cannot be loaded at once: both claim the same device and interface names.
-OTHER_TUN_IDS="net.sf.tuntaposx.tun net.tunnelblick.tun foo.tun"
+# Other drivers that make /dev/tunN and tunN, or /dev/tapN and tapN (this kext makes both):
+# tuntaposx (net.sf.tuntaposx.tun, .tap), Tunnelblick's copies (net.tunnelblick.tun, .tap) and
+# the identifiers both used before (foo.tun, foo.tap). Two such drivers cannot be loaded at once:
+# both claim the same device and interface names (the second's devfs_make_node fails).
+OTHER_TUN_IDS="net.sf.tuntaposx.tun net.tunnelblick.tun foo.tun net.sf.tuntaposx.tap net.tunnelblick.tap foo.tap"
 # install.sh's exit status when the kext is installed but macOS waits for the user's approval or
 # for a restart (documented in install.sh and the README).
 EXIT_PENDING=3
@@ -372,6 +373,9 @@ describe_other_drivers() {
         case $id in
         net.tunnelblick.tun) say "- Tunnelblick's tun driver ($id) is $state in $where." ;;
         net.sf.tuntaposx.tun) say "- The tuntaposx tun driver ($id) is $state in $where." ;;
+        net.tunnelblick.tap) say "- Tunnelblick's tap driver ($id) is $state in $where." ;;
+        net.sf.tuntaposx.tap) say "- The tuntaposx tap driver ($id) is $state in $where." ;;
+        foo.tap) say "- An old tuntaposx or Tunnelblick tap driver ($id) is $state in $where." ;;
         *) say "- An old tuntaposx or Tunnelblick tun driver ($id) is $state in $where." ;;
         esac
         if [ "$state" = loaded ]; then
@@ -385,7 +389,7 @@ describe_other_drivers() {
         /*.kext)
             say "  Remove it: sudo rm -rf '$where'"
             case $id in
-            net.tunnelblick.tun) say "  (Tunnelblick reinstalls it unless Tunnelblick is uninstalled too: https://tunnelblick.net/cUninstall.html)" ;;
+            net.tunnelblick.tun | net.tunnelblick.tap) say "  (Tunnelblick reinstalls it unless Tunnelblick is uninstalled too: https://tunnelblick.net/cUninstall.html)" ;;
             *) say "  and its start-up items: sudo rm -f /Library/LaunchDaemons/net.sf.tuntaposx.*.plist; sudo rm -rf /Library/StartupItems/tun /Library/StartupItems/tap" ;;
             esac
             say "  then: sudo touch /Library/Extensions"

@@ -485,6 +485,22 @@ sh_run install.sh "$bundle"
 refused "install refuses while tuntaposx is only installed (/Library/Extensions/tun.kext), saying how to remove it" \
     "net\.sf\.tuntaposx\.tun.* installed in /Library/Extensions/tun\.kext" "sudo rm -rf '/Library/Extensions/tun\.kext'" \
     "net\.sf\.tuntaposx" "touch /Library/Extensions"
+# This kext makes /dev/tapN too: a tap driver of tuntaposx or Tunnelblick conflicts as well.
+for other in net.sf.tuntaposx.tap net.tunnelblick.tap; do
+    fresh 13.6
+    export FAKE_OTHER_LOADED=$other
+    before=$(snapshot)
+    sh_run install.sh "$bundle"
+    refused "install refuses while the tap driver $other is loaded, naming it" \
+        "$other" "loaded" "sudo kmutil unload -b $other" "Nothing was changed"
+done
+fresh 13.6
+other_bundle "$ext/tap.kext" net.sf.tuntaposx.tap
+before=$(snapshot)
+sh_run install.sh "$bundle"
+refused "install refuses while tuntaposx's tap driver is only installed (/Library/Extensions/tap.kext)" \
+    "tuntaposx tap driver \(net\.sf\.tuntaposx\.tap\) is installed in /Library/Extensions/tap\.kext" \
+    "sudo rm -rf '/Library/Extensions/tap\.kext'"
 fresh 14.4
 other_bundle "$ext/tunnelblick-tun.kext" net.tunnelblick.tun
 before=$(snapshot)
