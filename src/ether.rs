@@ -79,7 +79,7 @@ pub fn ioctl(unit: &'static Unit, ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Answer
 
 /// `SIOCSIFLLADDR` (TA-4, checks as tuntaposx): an `AF_LINK` address of six bytes, neither
 /// multicast nor all zero, becomes the link address.
-fn set_lladdr(unit: &'static Unit, ifnet: &Ifnet, arg: &IfIoctlArg) -> Result<(), Errno> {
+fn set_lladdr(unit: &'static Unit, ifnet: &Ifnet, arg: &mut IfIoctlArg) -> Result<(), Errno> {
     let (len, family, mac) = arg.ifreq_lladdr().ok_or(Errno::EINVAL)?;
     let multicast = mac[0] & 0x01 != 0;
     if family != AF_LINK || usize::from(len) != ETHER_ADDR_LEN || multicast || mac == [0; 6] {

@@ -178,8 +178,9 @@ impl FamilyOut {
     }
 }
 
-/// The interface ioctl's `void *data`. Read only for the commands whose argument is an `ifreq`
-/// or an `ifstat`; for address commands it is a `struct ifaddr *` the driver never reads.
+/// The interface ioctl's `void *data`. Read only for the commands whose argument is an `ifreq`,
+/// `ifstat` or `ifmediareq`; for address commands it is a `struct ifaddr *` the driver never
+/// reads.
 #[repr(transparent)]
 pub struct IfIoctlData(*mut c_void);
 
@@ -203,114 +204,115 @@ impl IfIoctlArg {
         self.cmd
     }
 
-    /// `ifr_mtu` of the `struct ifreq` of `SIOCSIFMTU` or `SIOCSIFALTMTU`; `None` for another
-    /// command, a NULL argument or a negative MTU.
-    pub fn ifreq_mtu(&self) -> Option<u32> {
-        let mtu_cmd = self.cmd == ioccom::SIOCSIFMTU || self.cmd == ioccom::SIOCSIFALTMTU;
-        if !mtu_cmd || self.data.0.is_null() {
+    /// The argument's bytes, for the commands whose argument is a structure of the size the
+    /// command encodes (`struct ifreq`, `ifstat`, `ifmediareq`): the only ones the driver reads
+    /// or writes. `None` for any other command (an address command's argument is a
+    /// `struct ifaddr *`) and for a NULL argument.
+    fn bytes(&mut self) -> Option<&mut [u8]> {
+        let structured = matches!(
+            self.cmd,
+            ioccom::SIOCSIFMTU
+                | ioccom::SIOCSIFALTMTU
+                | ioccom::SIOCSIFLLADDR
+                | ioccom::SIOCGIFDEVMTU
+                | ioccom::SIOCGIFMEDIA32
+                | ioccom::SIOCGIFMEDIA64
+                | ioccom::SIOCGIFSTATUS
+        );
+        if !structured || self.data.0.is_null() {
             return None;
         }
-        // SAFETY: for SIOCSIFMTU the stack passes a `struct ifreq` (32 bytes); `ifr_mtu` is
-        // the int at offset 16.
-        let v = unsafe {
-            core::ptr::read_unaligned(self.data.0.cast::<u8>().add(IFNAMSIZ).cast::<i32>())
-        };
-        u32::try_from(v).ok()
+        // SAFETY: for these commands XNU's ifioctl copies the caller's structure into a kernel
+        // buffer of IOCPARM_LEN(cmd) bytes and passes it to the driver, ours alone during the
+        // call; the borrow ends with `self`'s.
+        Some(unsafe {
+            core::slice::from_raw_parts_mut(self.data.0.cast::<u8>(), ioccom::arg_len(self.cmd))
+        })
+    }
+
+    /// The native-endian int at `at` of the argument.
+    fn int_at(&mut self, at: usize) -> Option<i32> {
+        let b = self.bytes()?.get(at..at + 4)?;
+        Some(i32::from_ne_bytes(b.try_into().ok()?))
+    }
+
+    /// Writes `values` as consecutive native-endian ints from `at`; `None` if they don't fit.
+    fn set_ints(&mut self, at: usize, values: &[u32]) -> Option<()> {
+        let b = self.bytes()?.get_mut(at..at + 4 * values.len())?;
+        for (word, v) in b.chunks_exact_mut(4).zip(values) {
+            word.copy_from_slice(&(*v as i32).to_ne_bytes());
+        }
+        Some(())
+    }
+
+    /// `ifr_mtu` of the `struct ifreq` (the int after the name) of `SIOCSIFMTU` or
+    /// `SIOCSIFALTMTU`; `None` for another command, a NULL argument or a negative MTU.
+    pub fn ifreq_mtu(&mut self) -> Option<u32> {
+        if self.cmd != ioccom::SIOCSIFMTU && self.cmd != ioccom::SIOCSIFALTMTU {
+            return None;
+        }
+        u32::try_from(self.int_at(IFNAMSIZ)?).ok()
     }
 
     /// The `ascii` text of the `struct ifstat` of `SIOCGIFSTATUS`: `IFSTATMAX` + 1 bytes after
     /// the name. `None` for another command or a NULL argument.
     pub fn ifstat_ascii(&mut self) -> Option<&mut [u8]> {
-        if self.cmd != ioccom::SIOCGIFSTATUS || self.data.0.is_null() {
+        if self.cmd != ioccom::SIOCGIFSTATUS {
             return None;
         }
-        // SAFETY: for SIOCGIFSTATUS the stack passes a `struct ifstat` of IFNAMSIZ +
-        // IFSTATMAX + 1 bytes (the size the command encodes), ours alone during the call.
-        Some(unsafe {
-            core::slice::from_raw_parts_mut(self.data.0.cast::<u8>().add(IFNAMSIZ), IFSTATMAX + 1)
-        })
+        self.bytes()?.get_mut(IFNAMSIZ..IFNAMSIZ + IFSTATMAX + 1)
     }
 
-    /// `ifr_addr` of the `struct ifreq` of `SIOCSIFLLADDR`: its `sa_len`, its `sa_family` and
-    /// the first six bytes of `sa_data`. `None` for another command or a NULL argument.
-    pub fn ifreq_lladdr(&self) -> Option<(u8, u8, [u8; 6])> {
-        if self.cmd != ioccom::SIOCSIFLLADDR || self.data.0.is_null() {
+    /// `ifr_addr` (a sockaddr after the name) of the `struct ifreq` of `SIOCSIFLLADDR`: its
+    /// `sa_len`, its `sa_family` and the first six bytes of `sa_data`. `None` for another
+    /// command or a NULL argument.
+    pub fn ifreq_lladdr(&mut self) -> Option<(u8, u8, [u8; 6])> {
+        if self.cmd != ioccom::SIOCSIFLLADDR {
             return None;
         }
-        let mut sa = [0u8; 8];
-        // SAFETY: for SIOCSIFLLADDR the stack passes a `struct ifreq` (32 bytes); `ifr_addr`
-        // (a 16-byte sockaddr) starts at offset 16.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                self.data.0.cast::<u8>().add(IFNAMSIZ),
-                sa.as_mut_ptr(),
-                sa.len(),
-            )
-        };
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&sa[2..]);
-        Some((sa[0], sa[1], mac))
+        let sa = self.bytes()?.get(IFNAMSIZ..IFNAMSIZ + 8)?;
+        Some((sa[0], sa[1], sa[2..].try_into().ok()?))
     }
 
-    /// Answers `SIOCGIFDEVMTU`: `ifr_devmtu` {current, min, max} of the `struct ifreq`. `false`
-    /// for another command or a NULL argument.
+    /// Answers `SIOCGIFDEVMTU`: `ifr_devmtu` {current, min, max} after the name. `false` for
+    /// another command or a NULL argument.
     pub fn set_ifreq_devmtu(&mut self, current: u32, min: u32, max: u32) -> bool {
-        if self.cmd != ioccom::SIOCGIFDEVMTU || self.data.0.is_null() {
-            return false;
-        }
-        for (i, v) in [current, min, max].into_iter().enumerate() {
-            // SAFETY: for SIOCGIFDEVMTU the stack passes a `struct ifreq` (32 bytes); the
-            // three ints of `ifr_devmtu` lie at offsets 16, 20 and 24.
-            unsafe {
-                core::ptr::write_unaligned(
-                    self.data.0.cast::<u8>().add(IFNAMSIZ + 4 * i).cast::<i32>(),
-                    v as i32,
-                )
-            };
-        }
-        true
+        self.cmd == ioccom::SIOCGIFDEVMTU && self.set_ints(IFNAMSIZ, &[current, min, max]).is_some()
     }
 
     /// Answers `SIOCGIFMEDIA32`/`SIOCGIFMEDIA64` (`struct ifmediareq`, bsd/net/if_media.h;
     /// `ifmediareq64` is `pack(4)`): `ifm_current` and `ifm_active` = `active`, `ifm_mask` 0,
-    /// `ifm_status` = `status`; when the caller gave a media list (`ifm_ulist`, a user address)
-    /// with room for one word (`ifm_count` ≥ 1), `active` is copied out to it (`EFAULT` if that
-    /// fails); `ifm_count` becomes 1, the number of media. `EINVAL` for another command or a
-    /// NULL argument.
+    /// `ifm_status` = `status`; when the caller gave a media list (`ifm_ulist`, a user address,
+    /// four bytes or eight in the 64-bit form) with room for one word (`ifm_count` ≥ 1),
+    /// `active` is copied out to it (`EFAULT` if that fails); `ifm_count` becomes 1, the number
+    /// of media. `EINVAL` for another command or a NULL argument.
     pub fn set_ifmediareq(&mut self, active: u32, status: u32) -> Result<(), Errno> {
-        let wide = match self.cmd {
-            ioccom::SIOCGIFMEDIA32 => false,
-            ioccom::SIOCGIFMEDIA64 => true,
+        // After the name: current, mask, status, active, count, then the list pointer.
+        const COUNT: usize = IFNAMSIZ + 16;
+        const LIST: usize = IFNAMSIZ + 20;
+        let list_len = match self.cmd {
+            ioccom::SIOCGIFMEDIA32 => 4,
+            ioccom::SIOCGIFMEDIA64 => 8,
             _ => return Err(Errno::EINVAL),
         };
-        if self.data.0.is_null() {
-            return Err(Errno::EINVAL);
-        }
-        let base = self.data.0.cast::<u8>();
-        // SAFETY: for SIOCGIFMEDIA32/64 the stack passes a `struct ifmediareq` of 40 or 44
-        // bytes (the size the command encodes): ints at 16..36, the list pointer at 36 (four
-        // bytes, or eight for the 64-bit form).
-        let (count, list) = unsafe {
-            let count = core::ptr::read_unaligned(base.add(IFNAMSIZ + 16).cast::<i32>());
-            let list = if wide {
-                core::ptr::read_unaligned(base.add(IFNAMSIZ + 20).cast::<u64>())
-            } else {
-                u64::from(core::ptr::read_unaligned(
-                    base.add(IFNAMSIZ + 20).cast::<u32>(),
-                ))
-            };
-            (count, list)
+        let count = self.int_at(COUNT).ok_or(Errno::EINVAL)?;
+        let list = self
+            .bytes()
+            .and_then(|b| b.get(LIST..LIST + list_len))
+            .ok_or(Errno::EINVAL)?;
+        let mut address = [0u8; 8];
+        address[..list_len].copy_from_slice(list);
+        let list = if list_len == 8 {
+            u64::from_ne_bytes(address)
+        } else {
+            u64::from(u32::from_ne_bytes([
+                address[0], address[1], address[2], address[3],
+            ]))
         };
         if list != 0 && count >= 1 {
             copy_to_user(list, &(active as i32).to_ne_bytes())?;
         }
-        // ifm_current, ifm_mask, ifm_status, ifm_active, ifm_count after the name.
-        for (i, v) in [active, 0, status, active, 1].into_iter().enumerate() {
-            // SAFETY: as above; these five ints lie at 16..36.
-            unsafe {
-                core::ptr::write_unaligned(base.add(IFNAMSIZ + 4 * i).cast::<i32>(), v as i32)
-            };
-        }
-        Ok(())
+        self.set_ints(IFNAMSIZ, &[active, 0, status, active, 1])
+            .ok_or(Errno::EINVAL)
     }
 }
